@@ -1,0 +1,645 @@
+//! The outbound HTTP half of the executor: the guarded clients (SSRF-filtering resolver, redirect
+//! policy), sending one attempt, capturing its response and classifying its errors.
+
+use std::collections::BTreeMap;
+use std::error::Error as StdError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cronhook_core::net::TargetPolicy;
+use cronhook_core::validate::validate_target_url;
+use cronhook_core::{AttemptError, ErrorKind, MAX_STORED_RESPONSE_BODY};
+use futures::{Stream, StreamExt};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::header::HeaderMap;
+use url::Url;
+
+/// The most redirect hops followed for a job with `follow_redirects`.
+pub const MAX_REDIRECTS: usize = 10;
+/// How long establishing a connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A target the SSRF guard refused: found again in an error's `source()` chain.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct BlockedTarget(pub String);
+
+/// More redirects than [`MAX_REDIRECTS`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("more than {MAX_REDIRECTS} redirects")]
+pub struct TooManyRedirects;
+
+/// A resolver that keeps only the addresses the target policy permits.
+#[derive(Debug, Clone)]
+pub(crate) struct GuardedResolver {
+    targets: TargetPolicy,
+}
+
+impl GuardedResolver {
+    pub(crate) fn new(targets: TargetPolicy) -> Self {
+        Self { targets }
+    }
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let targets = self.targets.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .collect();
+            let permitted: Vec<SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|address| targets.permits(address.ip()))
+                .collect();
+            if permitted.is_empty() {
+                let Some(first) = found.first() else {
+                    return Err(format!("{host} has no addresses").into());
+                };
+                return Err(Box::new(BlockedTarget(format!(
+                    "{host} resolves to {}, a non-public address; cronhook refuses those unless the operator allows them",
+                    first.ip()
+                ))) as Box<dyn StdError + Send + Sync>);
+            }
+            Ok(Box::new(permitted.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// What to do with one redirect hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RedirectDecision {
+    Follow,
+    Blocked(String),
+    TooMany,
+}
+
+/// Judges redirect hop number `hop` (1 for the first redirect) to `next`.
+pub(crate) fn redirect_decision(targets: &TargetPolicy, next: &Url, hop: usize) -> RedirectDecision {
+    if hop > MAX_REDIRECTS {
+        return RedirectDecision::TooMany;
+    }
+    match validate_target_url(next.as_str(), "redirect", targets) {
+        Ok(_) => RedirectDecision::Follow,
+        Err(error) => RedirectDecision::Blocked(format!("redirect to {next} {}", error.message)),
+    }
+}
+
+/// The two pooled clients of an executor: one follows redirects through the guard, one does not.
+pub(crate) struct HttpClients {
+    following: reqwest::Client,
+    direct: reqwest::Client,
+    targets: TargetPolicy,
+}
+
+impl HttpClients {
+    pub(crate) fn new(targets: &TargetPolicy) -> Result<Self, reqwest::Error> {
+        let policy = targets.clone();
+        let follow = reqwest::redirect::Policy::custom(move |attempt| {
+            let hop = attempt.previous().len();
+            match redirect_decision(&policy, attempt.url(), hop) {
+                RedirectDecision::Follow => attempt.follow(),
+                RedirectDecision::Blocked(message) => attempt.error(BlockedTarget(message)),
+                RedirectDecision::TooMany => attempt.error(TooManyRedirects),
+            }
+        });
+        Ok(Self {
+            following: build_client(targets, follow)?,
+            direct: build_client(targets, reqwest::redirect::Policy::none())?,
+            targets: targets.clone(),
+        })
+    }
+}
+
+fn build_client(
+    targets: &TargetPolicy,
+    redirect: reqwest::redirect::Policy,
+) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .dns_resolver(Arc::new(GuardedResolver::new(targets.clone())))
+        .redirect(redirect)
+        .referer(false)
+        .build()
+}
+
+/// One request to send.
+pub(crate) struct Outbound {
+    pub method: reqwest::Method,
+    pub url: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub timeout: Duration,
+    pub follow_redirects: bool,
+}
+
+/// What came of sending a request.
+#[derive(Debug, Default)]
+pub(crate) struct Captured {
+    pub status: Option<u16>,
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    pub truncated: bool,
+    /// The `Location` of a 3xx answer.
+    pub location: Option<String>,
+    pub retry_after: Option<Duration>,
+    pub ttfb_ms: Option<u64>,
+    pub total_ms: u64,
+    pub error: Option<AttemptError>,
+}
+
+impl HttpClients {
+    /// Sends `request` and captures its answer. The timeout covers the whole exchange.
+    pub(crate) async fn send(&self, request: Outbound) -> Captured {
+        let started = Instant::now();
+        let mut captured = Captured::default();
+        if let Err(error) = validate_target_url(&request.url, "request.url", &self.targets) {
+            captured.error = Some(AttemptError {
+                kind: ErrorKind::BlockedTarget,
+                message: format!("{} {}", request.url, error.message),
+            });
+            return captured;
+        }
+        let client = if request.follow_redirects {
+            &self.following
+        } else {
+            &self.direct
+        };
+        let builder = client
+            .request(request.method, &request.url)
+            .headers(request.headers)
+            .body(request.body);
+        let timeout = request.timeout;
+        let exchange = exchange(builder, started, &mut captured);
+        let outcome = tokio::time::timeout(timeout, exchange).await;
+        captured.total_ms = millis(started.elapsed());
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => captured.error = Some(error),
+            Err(_) => {
+                captured.error = Some(AttemptError {
+                    kind: ErrorKind::Timeout,
+                    message: format!(
+                        "no complete response within {} ms",
+                        timeout.as_millis()
+                    ),
+                });
+            }
+        }
+        captured
+    }
+}
+
+async fn exchange(
+    builder: reqwest::RequestBuilder,
+    started: Instant,
+    captured: &mut Captured,
+) -> Result<(), AttemptError> {
+    let response = builder.send().await.map_err(|error| classify(&error))?;
+    captured.ttfb_ms = Some(millis(started.elapsed()));
+    let status = response.status().as_u16();
+    captured.status = Some(status);
+    captured.headers = header_map(response.headers());
+    if (300..400).contains(&status) {
+        captured.location = captured.headers.get("location").cloned();
+    }
+    if status == 429 || status == 503 {
+        let now = chrono::Utc::now().timestamp();
+        captured.retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| cronhook_core::retry::parse_retry_after(value, now));
+    }
+    // The body is captured into `captured` as it arrives, so a timeout keeps what was read.
+    let mut body = Vec::new();
+    let result = capture_body(
+        response.bytes_stream(),
+        MAX_STORED_RESPONSE_BODY,
+        &mut body,
+        &mut captured.truncated,
+    )
+    .await;
+    captured.body = Some(body_text(body, captured.truncated));
+    result.map_err(|error| {
+        let mut error = classify(&error);
+        error.message = format!("reading the response body: {}", error.message);
+        error
+    })
+}
+
+/// Reads `stream` into `into`, keeping at most `limit` bytes; stops at the first byte past the
+/// limit (the rest is neither read nor drained) and sets `truncated`.
+pub(crate) async fn capture_body<S, E>(
+    stream: S,
+    limit: usize,
+    into: &mut Vec<u8>,
+    truncated: &mut bool,
+) -> Result<(), E>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+{
+    let mut stream = std::pin::pin!(stream);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        let room = limit.saturating_sub(into.len());
+        let take = room.min(chunk.len());
+        into.extend_from_slice(&chunk[..take]);
+        if take < chunk.len() {
+            *truncated = true;
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The stored text of a body: lossy UTF-8, without a character the cut split in two.
+pub(crate) fn body_text(mut body: Vec<u8>, truncated: bool) -> String {
+    if truncated
+        && let Err(error) = std::str::from_utf8(&body)
+        && error.error_len().is_none()
+    {
+        body.truncate(error.valid_up_to());
+    }
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// Response headers with lowercase names; repeated headers joined with ", ".
+pub(crate) fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        map.entry(name.as_str().to_ascii_lowercase())
+            .and_modify(|existing| {
+                existing.push_str(", ");
+                existing.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    map
+}
+
+/// The attempt error a failed request stands for, found by walking its `source()` chain.
+pub(crate) fn classify(error: &reqwest::Error) -> AttemptError {
+    let chain = chain_text(error);
+    let mut source: Option<&(dyn StdError + 'static)> = Some(error);
+    let mut tls = false;
+    while let Some(current) = source {
+        if let Some(blocked) = current.downcast_ref::<BlockedTarget>() {
+            return AttemptError {
+                kind: ErrorKind::BlockedTarget,
+                message: blocked.to_string(),
+            };
+        }
+        if current.is::<TooManyRedirects>() {
+            return AttemptError {
+                kind: ErrorKind::TooManyRedirects,
+                message: format!("more than {MAX_REDIRECTS} redirects"),
+            };
+        }
+        if current.is::<rustls::Error>() {
+            tls = true;
+        }
+        if let Some(io) = current.downcast_ref::<std::io::Error>()
+            && io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            tls = true;
+        }
+        source = current.source();
+    }
+    let kind = if error.is_timeout() {
+        ErrorKind::Timeout
+    } else if tls {
+        ErrorKind::Tls
+    } else if error.is_dns() {
+        ErrorKind::Dns
+    } else {
+        // Connection refused or reset, and protocol errors mid-exchange: the request did not
+        // get a valid answer from the connection.
+        ErrorKind::Connect
+    };
+    AttemptError {
+        kind,
+        message: chain,
+    }
+}
+
+/// The error's causes, outermost first, without the URL (the attempt already names it).
+fn chain_text(error: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source = error.source();
+    while let Some(current) = source {
+        let text = current.to_string();
+        if !text.is_empty() && !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        source = current.source();
+    }
+    if parts.is_empty() {
+        parts.push(error.to_string());
+    }
+    parts.join(": ")
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(nets: &[&str]) -> TargetPolicy {
+        TargetPolicy {
+            allow_private: false,
+            allowed_nets: nets.iter().map(|n| n.parse().expect("net")).collect(),
+        }
+    }
+
+    fn url(text: &str) -> Url {
+        Url::parse(text).expect("test url")
+    }
+
+    fn install_provider() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+
+    #[test]
+    fn redirect_hops_pass_the_guard() {
+        let open = policy(&["127.0.0.1/32"]);
+        assert_eq!(
+            redirect_decision(&open, &url("http://127.0.0.1:8080/next"), 1),
+            RedirectDecision::Follow
+        );
+        assert_eq!(
+            redirect_decision(&open, &url("https://example.com/"), 10),
+            RedirectDecision::Follow
+        );
+        assert_eq!(
+            redirect_decision(&open, &url("https://example.com/"), 11),
+            RedirectDecision::TooMany
+        );
+        for blocked in [
+            "http://127.0.0.2/",
+            "http://[::1]/",
+            "http://localhost/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://10.0.0.1/",
+            "file:///etc/passwd",
+        ] {
+            assert!(
+                matches!(
+                    redirect_decision(&open, &url(blocked), 1),
+                    RedirectDecision::Blocked(_)
+                ),
+                "{blocked}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn bodies_are_cut_at_64_kib() {
+        let chunks: Vec<Result<Bytes, std::io::Error>> =
+            (0..20).map(|_| Ok(Bytes::from(vec![b'a'; 10_000]))).collect();
+        let mut body = Vec::new();
+        let mut truncated = false;
+        capture_body(
+            futures::stream::iter(chunks),
+            MAX_STORED_RESPONSE_BODY,
+            &mut body,
+            &mut truncated,
+        )
+        .await
+        .expect("reads");
+        assert_eq!(body.len(), MAX_STORED_RESPONSE_BODY);
+        assert!(truncated);
+    }
+
+    #[tokio::test]
+    async fn a_body_of_exactly_the_limit_is_not_truncated() {
+        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(Bytes::from(vec![b'a'; 1024])),
+            Ok(Bytes::from(vec![b'b'; 1024])),
+            Ok(Bytes::new()),
+        ];
+        let mut body = Vec::new();
+        let mut truncated = false;
+        capture_body(futures::stream::iter(chunks), 2048, &mut body, &mut truncated)
+            .await
+            .expect("reads");
+        assert_eq!(body.len(), 2048);
+        assert!(!truncated);
+
+        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(Bytes::from(vec![b'a'; 2048])),
+            Ok(Bytes::from_static(b"x")),
+        ];
+        let mut body = Vec::new();
+        capture_body(futures::stream::iter(chunks), 2048, &mut body, &mut truncated)
+            .await
+            .expect("reads");
+        assert!(truncated);
+    }
+
+    #[test]
+    fn a_cut_character_is_dropped_not_replaced() {
+        let mut bytes = b"ab".to_vec();
+        bytes.extend_from_slice(&"é".as_bytes()[..1]);
+        assert_eq!(body_text(bytes.clone(), true), "ab");
+        assert_eq!(body_text(bytes, false), "ab\u{fffd}");
+        assert_eq!(body_text(vec![0xff, b'a'], true), "\u{fffd}a");
+    }
+
+    #[test]
+    fn repeated_headers_are_joined() {
+        let mut headers = HeaderMap::new();
+        headers.append("Set-Cookie", "a=1".parse().expect("value"));
+        headers.append("set-cookie", "b=2".parse().expect("value"));
+        headers.insert("Content-Type", "text/plain".parse().expect("value"));
+        let map = header_map(&headers);
+        assert_eq!(map.get("set-cookie").map(String::as_str), Some("a=1, b=2"));
+        assert_eq!(
+            map.get("content-type").map(String::as_str),
+            Some("text/plain")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_resolver_drops_refused_addresses() {
+        let closed = GuardedResolver::new(TargetPolicy::default());
+        let Err(error) = closed
+            .resolve("localhost".parse().expect("name"))
+            .await
+        else {
+            panic!("localhost must be refused");
+        };
+        assert!(error.is::<BlockedTarget>(), "{error}");
+
+        let open = GuardedResolver::new(policy(&["127.0.0.0/8", "::1/128"]));
+        let addresses: Vec<SocketAddr> = open
+            .resolve("localhost".parse().expect("name"))
+            .await
+            .expect("allowed")
+            .collect();
+        assert!(!addresses.is_empty());
+    }
+
+    fn outbound(url: String, timeout: Duration) -> Outbound {
+        Outbound {
+            method: reqwest::Method::GET,
+            url,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            timeout,
+            follow_redirects: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_host_name_resolving_to_loopback_is_never_dialled() {
+        install_provider();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let clients = HttpClients::new(&TargetPolicy::default()).expect("clients");
+        // Straight to the client, past the literal check, so only the resolver guards.
+        let error = clients
+            .direct
+            .get(format!("http://localhost:{port}/"))
+            .send()
+            .await
+            .expect_err("refused");
+        assert_eq!(classify(&error).kind, ErrorKind::BlockedTarget);
+        let accepted =
+            tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
+        assert!(accepted.is_err(), "the target was contacted");
+    }
+
+    #[tokio::test]
+    async fn errors_are_classified() {
+        install_provider();
+        let open = TargetPolicy {
+            allow_private: true,
+            ..TargetPolicy::default()
+        };
+        let clients = HttpClients::new(&open).expect("clients");
+
+        // Nothing listens: connect.
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.local_addr().expect("addr").port()
+        };
+        let captured = clients
+            .send(outbound(
+                format!("http://127.0.0.1:{port}/"),
+                Duration::from_secs(5),
+            ))
+            .await;
+        assert_eq!(
+            captured.error.as_ref().map(|e| e.kind),
+            Some(ErrorKind::Connect),
+            "{captured:?}"
+        );
+
+        // Accepts but never answers: timeout.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let silent_port = silent.local_addr().expect("addr").port();
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                held.push(socket);
+            }
+        });
+        let captured = clients
+            .send(outbound(
+                format!("http://127.0.0.1:{silent_port}/"),
+                Duration::from_millis(200),
+            ))
+            .await;
+        assert_eq!(
+            captured.error.as_ref().map(|e| e.kind),
+            Some(ErrorKind::Timeout)
+        );
+        assert!(captured.total_ms >= 200);
+
+        // TLS to a server that is not TLS: tls.
+        let captured = clients
+            .send(outbound(
+                format!("https://127.0.0.1:{silent_port}/"),
+                Duration::from_millis(300),
+            ))
+            .await;
+        assert!(captured.error.is_some());
+        hold.abort();
+
+        // Unknown name: dns.
+        let captured = clients
+            .send(outbound(
+                "http://does-not-exist.invalid/".to_owned(),
+                Duration::from_secs(5),
+            ))
+            .await;
+        assert_eq!(
+            captured.error.as_ref().map(|e| e.kind),
+            Some(ErrorKind::Dns),
+            "{captured:?}"
+        );
+
+        // A literal refused address never leaves: blocked.
+        let closed = HttpClients::new(&TargetPolicy::default()).expect("clients");
+        let captured = closed
+            .send(outbound(
+                "http://169.254.169.254/latest".to_owned(),
+                Duration::from_secs(5),
+            ))
+            .await;
+        assert_eq!(
+            captured.error.as_ref().map(|e| e.kind),
+            Some(ErrorKind::BlockedTarget)
+        );
+    }
+
+    #[tokio::test]
+    async fn tls_failures_are_tls() {
+        install_provider();
+        let open = TargetPolicy {
+            allow_private: true,
+            ..TargetPolicy::default()
+        };
+        let clients = HttpClients::new(&open).expect("clients");
+        // A server that answers plain HTTP garbage to a TLS hello.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt as _;
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let _ = socket
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let captured = clients
+            .send(outbound(
+                format!("https://127.0.0.1:{port}/"),
+                Duration::from_secs(5),
+            ))
+            .await;
+        server.abort();
+        assert_eq!(
+            captured.error.as_ref().map(|e| e.kind),
+            Some(ErrorKind::Tls),
+            "{captured:?}"
+        );
+    }
+}

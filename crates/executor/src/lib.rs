@@ -1,0 +1,1012 @@
+//! The executor: sends cronhook's HTTP requests and records what came of them.
+//!
+//! An execution reaches this node either handed over in-process ([`ExecutorHandle::submit`], by
+//! the scheduler or the API, already leased to this node) or claimed by the poller from the store
+//! (queued by another node, retries after a restart, expired leases). Each execution runs as one
+//! task: it waits for a slot (at most `max_in_flight` requests at once), makes an attempt through
+//! the SSRF-guarded client, judges the answer, and hands the attempt record to the single writer
+//! task, which batches records into `Store::record_attempts`. Failed attempts that deserve another
+//! try sleep in the task (the lease kept alive by the renewal task) and go again with the same
+//! `webhook-id`. The database row is the truth: whatever this node drops or loses in a crash is
+//! taken over by another node once its lease runs out.
+
+mod http;
+pub mod signing;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::Utc;
+use cronhook_core::net::TargetPolicy;
+use cronhook_core::retry::{is_retryable, retry_delay};
+use cronhook_core::{
+    Attempt, AttemptError, ErrorKind, ExecutionStatus, StatusRule, SuccessRule, Timing,
+};
+use cronhook_store::{AttemptRecord, ClaimedExecution, Lease, NextStep, Store, Workspace};
+use regex::Regex;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+pub use http::{BlockedTarget, MAX_REDIRECTS, TooManyRedirects};
+
+/// The `User-Agent` of every request cronhook sends.
+pub const USER_AGENT: &str = concat!("cronhook/", env!("CARGO_PKG_VERSION"));
+
+/// How long a fetched workspace (its signing secrets) is reused.
+const WORKSPACE_CACHE_TTL: Duration = Duration::from_secs(5);
+/// How long in-flight attempts may finish after shutdown is asked for.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// The most attempt records written in one store call.
+const WRITE_BATCH: usize = 500;
+/// The most executions claimed in one store call.
+const CLAIM_BATCH: usize = 500;
+/// How long the previous signing secret still signs after a rotation.
+const ROTATION_OVERLAP_HOURS: i64 = 24;
+/// The largest compiled `success.body_regex`.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// The longest wait between retries of a failing store call.
+const MAX_STORE_BACKOFF: Duration = Duration::from_secs(10);
+
+/// How an executor runs.
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    pub node_id: String,
+    /// Requests in flight at once on this node.
+    pub max_in_flight: usize,
+    /// How long a claim lasts without renewal; renewed every lease/3 while work is held.
+    pub lease: Duration,
+    pub targets: TargetPolicy,
+    /// How often to look for ready executions that were not handed over in-process (queued by
+    /// another node, retries after a restart, expired leases).
+    pub poll_interval: Duration,
+}
+
+impl ExecutorConfig {
+    /// The defaults (1024 in flight, 30 s lease, 1 s poll, private targets refused) for `node_id`.
+    pub fn new(node_id: impl Into<String>) -> Self {
+        Self {
+            node_id: node_id.into(),
+            max_in_flight: 1024,
+            lease: Duration::from_secs(30),
+            targets: TargetPolicy::default(),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why an executor could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorError {
+    #[error("invalid executor configuration: {0}")]
+    InvalidConfig(String),
+    #[error("cannot build the HTTP client")]
+    Client(#[source] reqwest::Error),
+}
+
+/// Counts shared by the executor and its handles.
+#[derive(Debug, Default)]
+struct Counters {
+    /// Executions this node holds: handed over or claimed, not yet finished or dropped.
+    held: AtomicUsize,
+    /// Of those, the ones sleeping until their next attempt (they need no slot).
+    sleeping: AtomicUsize,
+}
+
+/// Decrements a counter when dropped.
+struct CountGuard<'a>(&'a AtomicUsize);
+
+impl<'a> CountGuard<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for CountGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// One attempt record on its way to the writer, with where to send the store's answer.
+struct WriteRequest {
+    record: AttemptRecord,
+    reply: oneshot::Sender<bool>,
+}
+
+/// What every execution task shares.
+struct Shared {
+    store: Arc<dyn Store>,
+    config: ExecutorConfig,
+    http: http::HttpClients,
+    slots: Arc<Semaphore>,
+    counters: Arc<Counters>,
+    workspaces: Mutex<HashMap<String, (Instant, Arc<Workspace>)>>,
+    writes: mpsc::UnboundedSender<WriteRequest>,
+}
+
+/// Sends the requests of the executions this node holds. Made by [`Executor::new`], driven by
+/// [`Executor::run`].
+pub struct Executor {
+    shared: Arc<Shared>,
+    inbox: mpsc::UnboundedReceiver<ClaimedExecution>,
+    inbox_tx: mpsc::UnboundedSender<ClaimedExecution>,
+    wake: Arc<Notify>,
+    writes: mpsc::UnboundedReceiver<WriteRequest>,
+}
+
+struct HandleInner {
+    node_id: String,
+    lease: Duration,
+    inbox: mpsc::UnboundedSender<ClaimedExecution>,
+    wake: Arc<Notify>,
+    counters: Arc<Counters>,
+}
+
+/// Hands work to a running [`Executor`]; cheap to clone.
+#[derive(Clone)]
+pub struct ExecutorHandle {
+    inner: Arc<HandleInner>,
+}
+
+impl std::fmt::Debug for ExecutorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecutorHandle")
+            .field("node_id", &self.inner.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExecutorHandle {
+    /// The node id leases are taken under.
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    /// How long a lease lasts without renewal.
+    pub fn lease_duration(&self) -> Duration {
+        self.inner.lease
+    }
+
+    /// Hands over an execution this node already holds the lease of (the scheduler or the API
+    /// created it with a `Lease` for this node). Never blocks.
+    pub fn submit(&self, execution: ClaimedExecution) {
+        self.inner.counters.held.fetch_add(1, Ordering::SeqCst);
+        if let Err(refused) = self.inner.inbox.send(execution) {
+            self.inner.counters.held.fetch_sub(1, Ordering::SeqCst);
+            debug!(
+                execution_id = %refused.0.id,
+                "executor stopped; the execution stays leased and is taken over later"
+            );
+        }
+    }
+
+    /// Asks the poller to look for claimable work now.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+}
+
+impl Executor {
+    /// Makes an executor and the handle that feeds it.
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: ExecutorConfig,
+    ) -> Result<(Executor, ExecutorHandle), ExecutorError> {
+        // The binary installs it first; this makes the crate safe to use alone.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        if config.node_id.is_empty() {
+            return Err(ExecutorError::InvalidConfig(
+                "node_id must not be empty".into(),
+            ));
+        }
+        if config.max_in_flight == 0 {
+            return Err(ExecutorError::InvalidConfig(
+                "max_in_flight must be at least 1".into(),
+            ));
+        }
+        if config.lease < Duration::from_millis(30) {
+            return Err(ExecutorError::InvalidConfig(
+                "lease must be at least 30 ms".into(),
+            ));
+        }
+        if config.poll_interval.is_zero() {
+            return Err(ExecutorError::InvalidConfig(
+                "poll_interval must be positive".into(),
+            ));
+        }
+        let http = http::HttpClients::new(&config.targets).map_err(ExecutorError::Client)?;
+        let (inbox_tx, inbox) = mpsc::unbounded_channel();
+        let (writes_tx, writes) = mpsc::unbounded_channel();
+        let wake = Arc::new(Notify::new());
+        let counters = Arc::new(Counters::default());
+        let permits = config.max_in_flight.min(Semaphore::MAX_PERMITS);
+        let handle = ExecutorHandle {
+            inner: Arc::new(HandleInner {
+                node_id: config.node_id.clone(),
+                lease: config.lease,
+                inbox: inbox_tx.clone(),
+                wake: wake.clone(),
+                counters: counters.clone(),
+            }),
+        };
+        let shared = Arc::new(Shared {
+            store,
+            config,
+            http,
+            slots: Arc::new(Semaphore::new(permits)),
+            counters,
+            workspaces: Mutex::new(HashMap::new()),
+            writes: writes_tx,
+        });
+        Ok((
+            Executor {
+                shared,
+                inbox,
+                inbox_tx,
+                wake,
+                writes,
+            },
+            handle,
+        ))
+    }
+
+    /// Runs until `shutdown` is cancelled: receives handed-over executions, polls for claimable
+    /// ones, renews leases, writes attempt records in batches. On shutdown it stops taking work,
+    /// lets attempts in flight finish for a few seconds, and returns; whatever is unfinished stays
+    /// leased and is taken over when the lease runs out.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let Executor {
+            shared,
+            mut inbox,
+            inbox_tx,
+            wake,
+            writes,
+        } = self;
+        let hard_stop = CancellationToken::new();
+        let writer = tokio::spawn(write_loop(shared.store.clone(), writes, hard_stop.clone()));
+        let renewer = tokio::spawn(renew_loop(shared.clone(), hard_stop.clone()));
+        let poller = tokio::spawn(poll_loop(
+            shared.clone(),
+            inbox_tx,
+            wake,
+            shutdown.clone(),
+        ));
+        info!(node_id = %shared.config.node_id, "executor started");
+
+        let mut tasks = JoinSet::new();
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => report_join(joined),
+                Some(execution) = inbox.recv() => {
+                    tasks.spawn(run_execution(shared.clone(), execution, shutdown.clone()));
+                }
+            }
+        }
+
+        inbox.close();
+        if let Err(join_error) = poller.await {
+            error!(error = %join_error, "executor poller failed");
+        }
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while let Some(joined) = tasks.join_next().await {
+                report_join(joined);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                unfinished = tasks.len(),
+                "attempts still in flight at shutdown; they stay leased and are taken over later"
+            );
+        }
+        tasks.shutdown().await;
+        hard_stop.cancel();
+        for task in [writer, renewer] {
+            if let Err(join_error) = task.await {
+                error!(error = %join_error, "executor task failed");
+            }
+        }
+        info!(node_id = %shared.config.node_id, "executor stopped");
+    }
+}
+
+fn report_join(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(join_error) = joined
+        && join_error.is_panic()
+    {
+        error!(error = %join_error, "execution task panicked");
+    }
+}
+
+/// Claims ready executions whenever asked, and every `poll_interval`.
+async fn poll_loop(
+    shared: Arc<Shared>,
+    inbox: mpsc::UnboundedSender<ClaimedExecution>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let more = match poll_once(&shared, &inbox).await {
+            Ok(more) => more,
+            Err(store_error) => {
+                warn!(error = %store_error, source = ?std::error::Error::source(&store_error), "cannot claim executions");
+                false
+            }
+        };
+        if more {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = wake.notified() => {}
+            () = tokio::time::sleep(shared.config.poll_interval) => {}
+        }
+    }
+}
+
+/// Claims as many executions as there are free slots; true when a full batch came back.
+async fn poll_once(
+    shared: &Shared,
+    inbox: &mpsc::UnboundedSender<ClaimedExecution>,
+) -> Result<bool, cronhook_store::StoreError> {
+    let held = shared.counters.held.load(Ordering::SeqCst);
+    let sleeping = shared.counters.sleeping.load(Ordering::SeqCst);
+    let busy = held.saturating_sub(sleeping);
+    let free = shared
+        .config
+        .max_in_flight
+        .saturating_sub(busy)
+        .min(CLAIM_BATCH);
+    if free == 0 {
+        return Ok(false);
+    }
+    let now = Utc::now();
+    let lease = Lease {
+        node_id: shared.config.node_id.clone(),
+        until: now + chrono_duration(shared.config.lease),
+    };
+    let limit = u32::try_from(free).unwrap_or(u32::MAX);
+    let claimed = shared.store.claim_executions(&lease, now, limit).await?;
+    let full = claimed.len() >= free;
+    if !claimed.is_empty() {
+        debug!(count = claimed.len(), "claimed executions");
+    }
+    for execution in claimed {
+        shared.counters.held.fetch_add(1, Ordering::SeqCst);
+        if inbox.send(execution).is_err() {
+            shared.counters.held.fetch_sub(1, Ordering::SeqCst);
+            return Ok(false);
+        }
+    }
+    Ok(full)
+}
+
+/// Keeps this node's leases alive while it holds any execution.
+async fn renew_loop(shared: Arc<Shared>, stop: CancellationToken) {
+    let every = (shared.config.lease / 3).max(Duration::from_millis(10));
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        if shared.counters.held.load(Ordering::SeqCst) == 0 {
+            continue;
+        }
+        let until = Utc::now() + chrono_duration(shared.config.lease);
+        match shared
+            .store
+            .renew_leases(&shared.config.node_id, until)
+            .await
+        {
+            Ok(renewed) => debug!(renewed, "renewed leases"),
+            Err(store_error) => {
+                warn!(error = %store_error, source = ?std::error::Error::source(&store_error), "cannot renew leases")
+            }
+        }
+    }
+}
+
+/// The single writer: batches whatever records have accumulated into one store call and answers
+/// each sender. A failing store is retried with backoff until `stop`.
+async fn write_loop(
+    store: Arc<dyn Store>,
+    mut requests: mpsc::UnboundedReceiver<WriteRequest>,
+    stop: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    loop {
+        batch.clear();
+        let received = tokio::select! {
+            biased;
+            received = requests.recv_many(&mut batch, WRITE_BATCH) => received,
+            () = stop.cancelled() => 0,
+        };
+        if received == 0 {
+            return;
+        }
+        let (records, replies): (Vec<AttemptRecord>, Vec<oneshot::Sender<bool>>) = batch
+            .drain(..)
+            .map(|request| (request.record, request.reply))
+            .unzip();
+        let mut backoff = Duration::from_millis(100);
+        let results = loop {
+            match store.record_attempts(&records).await {
+                Ok(results) => break results,
+                Err(store_error) => {
+                    warn!(
+                        error = %store_error,
+                        source = ?std::error::Error::source(&store_error),
+                        records = records.len(),
+                        "cannot record attempts; trying again"
+                    );
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_STORE_BACKOFF);
+                }
+            }
+        };
+        for (index, reply) in replies.into_iter().enumerate() {
+            let _ = reply.send(results.get(index).copied().unwrap_or(false));
+        }
+    }
+}
+
+/// Runs one execution to its end on this node: every attempt it has left, or until the store
+/// refuses a record (another node took it over) or shutdown.
+async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: CancellationToken) {
+    // `held` was counted when the execution was handed over; this releases it at the end.
+    let _held = HeldRelease(&shared.counters);
+    let lease = chrono_duration(shared.config.lease);
+    let max_attempts = execution.spec.retry.max_attempts.max(1);
+    let mut number = execution.attempts_done + 1;
+
+    if execution.interrupted {
+        let now = Utc::now();
+        let attempt = Attempt {
+            number,
+            started_at: now,
+            duration_ms: 0,
+            status_code: None,
+            error: Some(AttemptError {
+                kind: ErrorKind::Interrupted,
+                message: "the node running this attempt stopped before it finished".into(),
+            }),
+            response_headers: BTreeMap::new(),
+            response_body: None,
+            response_body_truncated: false,
+            redirect_location: None,
+            timing: Timing::default(),
+        };
+        let next = if number < max_attempts {
+            NextStep::Retry {
+                run_at: now,
+                lease_until: now + lease,
+            }
+        } else {
+            NextStep::Finish {
+                status: ExecutionStatus::Failed,
+            }
+        };
+        let finished = matches!(next, NextStep::Finish { .. });
+        if !record(&shared, &execution, attempt, next).await || finished {
+            return;
+        }
+        number += 1;
+    }
+
+    let body_regex = execution.spec.success.body_regex.as_deref().map(|pattern| {
+        regex::RegexBuilder::new(pattern)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|regex_error| regex_error.to_string())
+    });
+
+    loop {
+        let Some(workspace) = workspace_for(&shared, &execution.workspace_id, &stop).await else {
+            return;
+        };
+        let permit = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            permit = shared.slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        let outcome = make_attempt(&shared, &execution, number, &workspace, body_regex.as_ref()).await;
+        drop(permit);
+
+        let attempt = outcome.attempt;
+        let now = Utc::now();
+        let gone = attempt.status_code == Some(410);
+        let error_kind = attempt.error.as_ref().map(|e| e.kind);
+        let next = if attempt.error.is_none() && !gone {
+            NextStep::Finish {
+                status: ExecutionStatus::Succeeded,
+            }
+        } else if !gone
+            && number < max_attempts
+            && is_retryable(attempt.status_code, error_kind)
+        {
+            let delay = retry_delay(
+                &execution.spec.retry,
+                number,
+                outcome.retry_after,
+                rand::random::<f64>(),
+            );
+            let run_at = now + chrono_duration(delay);
+            NextStep::Retry {
+                run_at,
+                lease_until: run_at + lease,
+            }
+        } else {
+            NextStep::Finish {
+                status: ExecutionStatus::Failed,
+            }
+        };
+        let retry_at = match &next {
+            NextStep::Retry { run_at, .. } => Some(*run_at),
+            NextStep::Finish { .. } => None,
+        };
+        if !record(&shared, &execution, attempt, next).await {
+            return;
+        }
+        if gone {
+            warn!(
+                execution_id = %execution.id,
+                job_id = %execution.job_id,
+                "the target answered 410 Gone; pausing the job"
+            );
+            if let Err(store_error) = shared
+                .store
+                .pause_job(&execution.workspace_id, &execution.job_id, Utc::now())
+                .await
+            {
+                warn!(job_id = %execution.job_id, error = %store_error, "cannot pause the job after 410 Gone");
+            }
+        }
+        let Some(run_at) = retry_at else {
+            return;
+        };
+        let wait = (run_at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        let _sleeping = CountGuard::enter(&shared.counters.sleeping);
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        number += 1;
+    }
+}
+
+/// Releases an execution's `held` count when its task ends.
+struct HeldRelease<'a>(&'a Counters);
+
+impl Drop for HeldRelease<'_> {
+    fn drop(&mut self) {
+        self.0.held.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Sends an attempt record through the writer; true when the store accepted it.
+async fn record(
+    shared: &Shared,
+    execution: &ClaimedExecution,
+    attempt: Attempt,
+    next: NextStep,
+) -> bool {
+    let number = attempt.number;
+    let (reply, answer) = oneshot::channel();
+    let request = WriteRequest {
+        record: AttemptRecord {
+            execution_id: execution.id.clone(),
+            node_id: shared.config.node_id.clone(),
+            attempt,
+            next,
+        },
+        reply,
+    };
+    if shared.writes.send(request).is_err() {
+        return false;
+    }
+    match answer.await {
+        Ok(true) => true,
+        Ok(false) => {
+            debug!(
+                execution_id = %execution.id,
+                attempt = number,
+                "record refused: another node holds the execution now; dropping it"
+            );
+            false
+        }
+        Err(_) => false,
+    }
+}
+
+/// The execution's workspace, from the cache when fetched in the last 5 s. Waits out a failing
+/// store; `None` when the workspace is gone or shutdown came first.
+async fn workspace_for(
+    shared: &Shared,
+    workspace_id: &str,
+    stop: &CancellationToken,
+) -> Option<Arc<Workspace>> {
+    if let Ok(cache) = shared.workspaces.lock()
+        && let Some((fetched, workspace)) = cache.get(workspace_id)
+        && fetched.elapsed() < WORKSPACE_CACHE_TTL
+    {
+        return Some(workspace.clone());
+    }
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match shared.store.workspace(workspace_id).await {
+            Ok(Some(workspace)) => {
+                let workspace = Arc::new(workspace);
+                if let Ok(mut cache) = shared.workspaces.lock() {
+                    if cache.len() > 10_000 {
+                        cache.retain(|_, (fetched, _)| fetched.elapsed() < WORKSPACE_CACHE_TTL);
+                    }
+                    cache.insert(workspace_id.to_owned(), (Instant::now(), workspace.clone()));
+                }
+                return Some(workspace);
+            }
+            Ok(None) => {
+                warn!(workspace_id, "the execution's workspace no longer exists; dropping it");
+                return None;
+            }
+            Err(store_error) => {
+                warn!(workspace_id, error = %store_error, "cannot read the workspace; trying again");
+                tokio::select! {
+                    () = stop.cancelled() => return None,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_STORE_BACKOFF);
+            }
+        }
+    }
+}
+
+/// One attempt's record and what the retry decision needs besides it.
+struct AttemptOutcome {
+    attempt: Attempt,
+    retry_after: Option<Duration>,
+}
+
+#[tracing::instrument(skip_all, fields(execution_id = %execution.id, job_id = %execution.job_id, attempt = number))]
+async fn make_attempt(
+    shared: &Shared,
+    execution: &ClaimedExecution,
+    number: u32,
+    workspace: &Workspace,
+    body_regex: Option<&Result<Regex, String>>,
+) -> AttemptOutcome {
+    let request = &execution.spec.request;
+    let started_at = Utc::now();
+    let body = Bytes::from(request.body.clone().unwrap_or_default());
+
+    let Ok(method) = reqwest::Method::from_bytes(request.method.as_bytes()) else {
+        let attempt = failed_before_sending(
+            number,
+            started_at,
+            format!("request.method `{}` is not an HTTP method", request.method),
+        );
+        return AttemptOutcome {
+            attempt,
+            retry_after: None,
+        };
+    };
+    let signature = signatures(workspace, &execution.id, started_at, &body);
+    let headers = request_headers(&request.headers, execution, number, started_at, signature);
+
+    let captured = shared
+        .http
+        .send(http::Outbound {
+            method,
+            url: request.url.clone(),
+            headers,
+            body,
+            timeout: Duration::from_millis(request.timeout_ms),
+            follow_redirects: request.follow_redirects,
+        })
+        .await;
+
+    let mut error = captured.error;
+    if error.is_none()
+        && let Some(status) = captured.status
+        && let Some(message) = judge(
+            &execution.spec.success,
+            body_regex,
+            status,
+            captured.body.as_deref().unwrap_or(""),
+            captured.total_ms,
+        )
+    {
+        error = Some(AttemptError {
+            kind: ErrorKind::AssertionFailed,
+            message,
+        });
+    }
+    match (&error, captured.status) {
+        (None, Some(status)) => debug!(status, duration_ms = captured.total_ms, "attempt succeeded"),
+        (Some(failure), status) => info!(
+            status,
+            error_kind = ?failure.kind,
+            duration_ms = captured.total_ms,
+            "attempt failed"
+        ),
+        (None, None) => {}
+    }
+    let attempt = Attempt {
+        number,
+        started_at,
+        duration_ms: captured.total_ms,
+        status_code: captured.status,
+        error,
+        response_headers: captured.headers,
+        response_body: captured.body,
+        response_body_truncated: captured.truncated,
+        redirect_location: captured.location,
+        timing: Timing {
+            dns_ms: None,
+            connect_ms: None,
+            tls_ms: None,
+            ttfb_ms: captured.ttfb_ms,
+            total_ms: captured.total_ms,
+        },
+    };
+    AttemptOutcome {
+        attempt,
+        retry_after: captured.retry_after,
+    }
+}
+
+fn failed_before_sending(
+    number: u32,
+    started_at: chrono::DateTime<Utc>,
+    message: String,
+) -> Attempt {
+    Attempt {
+        number,
+        started_at,
+        duration_ms: 0,
+        status_code: None,
+        error: Some(AttemptError {
+            kind: ErrorKind::AssertionFailed,
+            message,
+        }),
+        response_headers: BTreeMap::new(),
+        response_body: None,
+        response_body_truncated: false,
+        redirect_location: None,
+        timing: Timing::default(),
+    }
+}
+
+/// The `webhook-signature` value: by the current secret, and by the previous one for 24 hours
+/// after a rotation, space-separated. `None` if no secret can sign (logged, never shown).
+fn signatures(
+    workspace: &Workspace,
+    execution_id: &str,
+    at: chrono::DateTime<Utc>,
+    body: &[u8],
+) -> Option<String> {
+    let timestamp = at.timestamp();
+    let mut all = Vec::with_capacity(2);
+    match signing::sign(&workspace.signing_secret, execution_id, timestamp, body) {
+        Ok(signature) => all.push(signature),
+        Err(signing_error) => {
+            warn!(workspace_id = %workspace.id, error = %signing_error, "cannot sign with the workspace's secret")
+        }
+    }
+    if let (Some(previous), Some(rotated_at)) = (
+        &workspace.previous_signing_secret,
+        workspace.signing_secret_rotated_at,
+    ) && at - rotated_at < chrono::Duration::hours(ROTATION_OVERLAP_HOURS)
+    {
+        match signing::sign(previous, execution_id, timestamp, body) {
+            Ok(signature) => all.push(signature),
+            Err(signing_error) => {
+                warn!(workspace_id = %workspace.id, error = %signing_error, "cannot sign with the workspace's previous secret")
+            }
+        }
+    }
+    (!all.is_empty()).then(|| all.join(" "))
+}
+
+/// Headers that would corrupt framing or that cronhook sets itself.
+const DROPPED_JOB_HEADERS: [&str; 5] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "user-agent",
+];
+
+/// The outbound headers: the job's own, then cronhook's and the Standard Webhooks ones.
+fn request_headers(
+    job_headers: &BTreeMap<String, String>,
+    execution: &ClaimedExecution,
+    number: u32,
+    sent_at: chrono::DateTime<Utc>,
+    signature: Option<String>,
+) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in job_headers {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) else {
+            warn!(header = %name, "skipping a job header that is not valid HTTP");
+            continue;
+        };
+        if DROPPED_JOB_HEADERS.contains(&name.as_str()) {
+            continue;
+        }
+        headers.append(name, value);
+    }
+    let ours = [
+        ("user-agent", Some(USER_AGENT.to_owned())),
+        (
+            "cronhook-scheduled-for",
+            Some(
+                execution
+                    .scheduled_for
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            ),
+        ),
+        ("cronhook-attempt", Some(number.to_string())),
+        ("webhook-id", Some(execution.id.clone())),
+        ("webhook-timestamp", Some(sent_at.timestamp().to_string())),
+        ("webhook-signature", signature),
+    ];
+    for (name, value) in ours {
+        headers.remove(name);
+        if let Some(value) = value
+            && let Ok(value) = HeaderValue::from_str(&value)
+        {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+    headers
+}
+
+/// Why a response breaks the job's success rule, or `None` when it passes.
+fn judge(
+    rule: &SuccessRule,
+    body_regex: Option<&Result<Regex, String>>,
+    status: u16,
+    body: &str,
+    duration_ms: u64,
+) -> Option<String> {
+    if !rule.status.accepts(status) {
+        let accepted = match &rule.status {
+            StatusRule::Classes(text) => format!("\"{text}\""),
+            StatusRule::Codes(codes) => format!("{codes:?}"),
+        };
+        return Some(format!(
+            "status {status} is not accepted by success.status {accepted}"
+        ));
+    }
+    match body_regex {
+        Some(Ok(regex)) if !regex.is_match(body) => {
+            return Some(format!(
+                "the response body does not match success.body_regex `{}`",
+                regex.as_str()
+            ));
+        }
+        Some(Err(message)) => {
+            return Some(format!("success.body_regex cannot be used: {message}"));
+        }
+        _ => {}
+    }
+    if let Some(max) = rule.max_duration_ms
+        && duration_ms > max
+    {
+        return Some(format!(
+            "the attempt took {duration_ms} ms, more than success.max_duration_ms {max}"
+        ));
+    }
+    None
+}
+
+fn chrono_duration(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone as _;
+
+    fn rule(status: StatusRule, max_duration_ms: Option<u64>) -> SuccessRule {
+        SuccessRule {
+            status,
+            body_regex: None,
+            max_duration_ms,
+        }
+    }
+
+    #[test]
+    fn judging_names_the_broken_rule() {
+        let plain = SuccessRule::default();
+        assert_eq!(judge(&plain, None, 200, "", 5), None);
+        let status = judge(&plain, None, 500, "", 5).expect("fails");
+        assert!(status.contains("500") && status.contains("2xx"), "{status}");
+
+        let codes = rule(StatusRule::Codes(vec![200, 204]), Some(100));
+        assert_eq!(judge(&codes, None, 204, "", 100), None);
+        assert!(
+            judge(&codes, None, 201, "", 1)
+                .expect("fails")
+                .contains("[200, 204]")
+        );
+        assert!(
+            judge(&codes, None, 200, "", 101)
+                .expect("fails")
+                .contains("max_duration_ms")
+        );
+
+        let regex = Ok(Regex::new(r#""ok":\s*true"#).expect("regex"));
+        assert_eq!(judge(&plain, Some(&regex), 200, r#"{"ok": true}"#, 1), None);
+        assert!(
+            judge(&plain, Some(&regex), 200, r#"{"ok": false}"#, 1)
+                .expect("fails")
+                .contains("body_regex")
+        );
+        let broken = Err("bad".to_owned());
+        assert!(judge(&plain, Some(&broken), 200, "", 1).is_some());
+    }
+
+    fn workspace(previous: Option<(&str, chrono::DateTime<Utc>)>) -> Workspace {
+        Workspace {
+            id: "wsp_1".into(),
+            slug: "acme".into(),
+            signing_secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            previous_signing_secret: previous.map(|(secret, _)| secret.to_owned()),
+            signing_secret_rotated_at: previous.map(|(_, at)| at),
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn the_previous_secret_signs_for_a_day_after_rotation() {
+        let at = Utc
+            .with_ymd_and_hms(2021, 2, 21, 16, 22, 10)
+            .single()
+            .expect("time");
+        let old = signing::new_secret();
+        let current_only = signatures(&workspace(None), "exe_1", at, b"x").expect("signs");
+        assert!(!current_only.contains(' '));
+
+        let recent = workspace(Some((&old, at - chrono::Duration::hours(23))));
+        let both = signatures(&recent, "exe_1", at, b"x").expect("signs");
+        let parts: Vec<&str> = both.split(' ').collect();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0], current_only);
+        assert_eq!(
+            parts[1],
+            signing::sign(&old, "exe_1", at.timestamp(), b"x").expect("signs")
+        );
+
+        let stale = workspace(Some((&old, at - chrono::Duration::hours(25))));
+        assert_eq!(
+            signatures(&stale, "exe_1", at, b"x").expect("signs"),
+            current_only
+        );
+    }
+}

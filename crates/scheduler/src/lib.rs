@@ -1,0 +1,254 @@
+//! The scheduler: turns jobs whose `next_run_at` has come into executions, at the instant.
+//!
+//! It reads only the jobs due within a short look-ahead window (by index, in batches), sleeps
+//! until the earliest of them, and then, for every job due, materializes the occurrence and
+//! advances `next_run_at` in one transaction. Executions it creates while this process also runs
+//! the executor are created already leased to it and handed over in memory; otherwise they are
+//! queued for any executor to claim.
+//!
+//! Architecture invariant: the database decides. Materializing is a compare-and-set on the job's
+//! `next_run_at` plus a unique (job, scheduled instant) key, so however many schedulers run, and
+//! whatever they had in memory, one occurrence yields at most one execution.
+
+mod plan;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use cronhook_core::{CompiledSchedule, Job};
+use cronhook_store::{ClaimedExecution, Materialized, Store, StoreError};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use plan::{MISFIRE_FIRE_ALL_LIMIT, plan_occurrence};
+
+/// How the executions this scheduler creates reach an executor in the same process.
+#[derive(Clone)]
+pub struct LocalExecutor {
+    /// The node id the executions are leased to.
+    pub node_id: String,
+    /// How long the lease given at creation lasts.
+    pub lease: Duration,
+    /// Hands a leased execution to the executor; must not block.
+    pub submit: Arc<dyn Fn(ClaimedExecution) + Send + Sync>,
+}
+
+/// Scheduler settings.
+#[derive(Clone)]
+pub struct SchedulerConfig {
+    /// How far ahead due jobs are read, so they can be fired from memory at the exact instant.
+    pub lookahead: Duration,
+    /// The most jobs read or materialized in one batch.
+    pub batch_size: u32,
+    /// An occurrence later than this is a misfire (cronhook was down or stalled) and is handled
+    /// by the job's misfire policy instead of being fired as scheduled.
+    pub misfire_threshold: Duration,
+    /// The longest sleep while idle, so jobs changed by other processes are seen.
+    pub idle_recheck: Duration,
+    /// Present when this process also runs the executor role.
+    pub local_executor: Option<LocalExecutor>,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            lookahead: Duration::from_secs(2),
+            batch_size: 1_000,
+            misfire_threshold: Duration::from_secs(5),
+            idle_recheck: Duration::from_secs(5),
+            local_executor: None,
+        }
+    }
+}
+
+/// What one pass over due jobs did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FireReport {
+    /// Executions created to run.
+    pub created: usize,
+    /// Occurrences recorded as skipped (`forbid` overlap).
+    pub skipped: usize,
+    /// Occurrences another scheduler or an edit got to first.
+    pub superseded: usize,
+    /// Jobs whose schedule is broken in storage (logged, left alone).
+    pub unschedulable: usize,
+}
+
+/// Turns due jobs into executions. See the crate docs.
+pub struct Scheduler {
+    store: Arc<dyn Store>,
+    config: SchedulerConfig,
+    jobs_changed: Arc<Notify>,
+    /// Compiled schedules of the jobs that fired recently, keyed by job id and checked against
+    /// `updated_at`, so an every-second job is not re-parsed every second.
+    compiled: HashMap<String, (DateTime<Utc>, Arc<CompiledSchedule>)>,
+}
+
+impl Scheduler {
+    /// A scheduler over `store`; `jobs_changed` wakes it when jobs are edited in this process.
+    pub fn new(store: Arc<dyn Store>, config: SchedulerConfig, jobs_changed: Arc<Notify>) -> Self {
+        Self {
+            store,
+            config,
+            jobs_changed,
+            compiled: HashMap::new(),
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled. Database errors are logged and retried with backoff;
+    /// nothing is lost meanwhile, since due jobs stay due until they are materialized.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut failures: u32 = 0;
+        loop {
+            let outcome = tokio::select! {
+                () = shutdown.cancelled() => return,
+                outcome = self.step(&shutdown) => outcome,
+            };
+            match outcome {
+                Ok(()) => failures = 0,
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    let backoff = Duration::from_millis(100u64 << failures.min(6));
+                    tracing::warn!(error = %error, retry_in_ms = backoff.as_millis() as u64, "scheduler pass failed; retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// One turn of the loop: read the window, wait for its earliest instant (or a change), fire.
+    async fn step(&mut self, shutdown: &CancellationToken) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let horizon = now + to_delta(self.config.lookahead);
+        let window = self
+            .store
+            .due_jobs(horizon, self.config.batch_size)
+            .await?;
+        let wake_at = match window.iter().filter_map(|job| job.next_run_at).min() {
+            Some(earliest) => earliest,
+            None => {
+                let earliest = self.store.earliest_next_run().await?;
+                let recheck = now + to_delta(self.config.idle_recheck);
+                // Wake a look-ahead before the next job so it is read into the window in time.
+                earliest
+                    .map(|at| at - to_delta(self.config.lookahead) / 2)
+                    .map_or(recheck, |at| at.min(recheck))
+            }
+        };
+        if wake_at > Utc::now() {
+            let changed = self.jobs_changed.notified();
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = changed => return Ok(()),
+                () = sleep_until(wake_at) => {}
+            }
+            if window.is_empty() {
+                return Ok(());
+            }
+        }
+        let report = self.fire(&window, Utc::now()).await?;
+        if report != FireReport::default() {
+            tracing::debug!(?report, "fired due jobs");
+        }
+        Ok(())
+    }
+
+    /// Materializes every job in `jobs` that is due at `now`, in one batch, and hands the
+    /// created executions to the local executor. Jobs not yet due are left alone.
+    pub async fn fire(&mut self, jobs: &[Job], now: DateTime<Utc>) -> Result<FireReport, StoreError> {
+        let mut report = FireReport::default();
+        let lease = self.config.local_executor.as_ref().map(|local| cronhook_store::Lease {
+            node_id: local.node_id.clone(),
+            until: now + to_delta(local.lease),
+        });
+        let mut occurrences = Vec::new();
+        let mut planned_jobs = Vec::new();
+        for job in jobs {
+            if job.next_run_at.is_none_or(|at| at > now) {
+                continue;
+            }
+            let Some(schedule) = self.schedule_of(job) else {
+                report.unschedulable += 1;
+                continue;
+            };
+            if let Some(occurrence) = plan_occurrence(
+                job,
+                &schedule,
+                now,
+                to_delta(self.config.misfire_threshold),
+                lease.as_ref(),
+            ) {
+                occurrences.push(occurrence);
+                planned_jobs.push(job);
+            }
+        }
+        if occurrences.is_empty() {
+            return Ok(report);
+        }
+        let outcomes = self.store.materialize(&occurrences).await?;
+        for ((occurrence, job), outcome) in occurrences.iter().zip(planned_jobs).zip(outcomes) {
+            match outcome {
+                Materialized::Created => {
+                    report.created += occurrence.executions.len();
+                    if let Some(local) = &self.config.local_executor {
+                        for execution in &occurrence.executions {
+                            (local.submit)(ClaimedExecution {
+                                id: execution.id.clone(),
+                                workspace_id: execution.workspace_id.clone(),
+                                job_id: execution.job_id.clone(),
+                                scheduled_for: execution.scheduled_for,
+                                trigger: execution.trigger,
+                                attempts_done: 0,
+                                interrupted: false,
+                                started_at: None,
+                                spec: job.spec.clone(),
+                            });
+                        }
+                    }
+                }
+                Materialized::Skipped => report.skipped += occurrence.executions.len(),
+                Materialized::Superseded => report.superseded += 1,
+            }
+        }
+        Ok(report)
+    }
+
+    /// The job's compiled schedule, from the cache when the job has not changed.
+    fn schedule_of(&mut self, job: &Job) -> Option<Arc<CompiledSchedule>> {
+        if let Some((updated_at, schedule)) = self.compiled.get(&job.id)
+            && *updated_at == job.updated_at
+        {
+            return Some(Arc::clone(schedule));
+        }
+        match CompiledSchedule::compile(&job.spec.schedule, &job.id, job.created_at) {
+            Ok(schedule) => {
+                let schedule = Arc::new(schedule);
+                if self.compiled.len() >= 100_000 {
+                    self.compiled.clear();
+                }
+                self.compiled
+                    .insert(job.id.clone(), (job.updated_at, Arc::clone(&schedule)));
+                Some(schedule)
+            }
+            Err(error) => {
+                tracing::error!(job_id = %job.id, error = %error, "stored job has a schedule that no longer compiles; leaving it alone");
+                None
+            }
+        }
+    }
+}
+
+fn to_delta(duration: Duration) -> TimeDelta {
+    TimeDelta::from_std(duration).unwrap_or(TimeDelta::MAX)
+}
+
+/// Sleeps until the wall-clock instant `at`.
+async fn sleep_until(at: DateTime<Utc>) {
+    let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    tokio::time::sleep(wait).await;
+}

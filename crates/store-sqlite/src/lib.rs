@@ -1,0 +1,959 @@
+//! The SQLite implementation of cronhook's `Store`: the embedded default, one file, one process.
+//!
+//! Architecture invariant: every write goes through one writer connection and starts with
+//! `BEGIN IMMEDIATE`, so writers in this process queue for the lock instead of failing with
+//! `SQLITE_BUSY`; reads go through a separate pool and, in WAL mode, never wait for the writer.
+//! Every instant is stored as integer unix milliseconds, so a value read back is the value
+//! written truncated to the millisecond.
+
+/// The columns `rows::workspace_from_row` reads.
+macro_rules! workspace_columns {
+    () => {
+        "id, slug, signing_secret, previous_signing_secret, signing_secret_rotated_at, created_at"
+    };
+}
+
+/// The columns `rows::job_from_row` reads.
+macro_rules! job_columns {
+    () => {
+        "id, workspace_id, name, spec, paused, next_run_at, created_at, updated_at"
+    };
+}
+
+/// The columns `rows::execution_from_row` reads.
+macro_rules! execution_columns {
+    () => {
+        "id, workspace_id, job_id, scheduled_for, trigger, status, started_at, finished_at, \
+         duration_ms"
+    };
+}
+
+/// The columns `rows::attempt_from_row` reads.
+macro_rules! attempt_columns {
+    () => {
+        "execution_id, number, started_at, duration_ms, status_code, error_kind, error_message, \
+         response_headers, response_body, response_body_truncated, redirect_location, timing"
+    };
+}
+
+mod convert;
+mod rows;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cronhook_core::{Concurrency, Execution, ExecutionStatus, Job};
+use cronhook_store::{
+    ApiKey, AttemptRecord, ClaimedExecution, ExecutionFilter, Lease, Materialized, NewExecution,
+    NextStep, Occurrence, Page, PageRequest, Store, StoreError, StoreResult, User, Workspace,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+use crate::convert::{
+    SchemaNotCurrent, conflict_or_db_err, db_err, enum_text, ms, opt_ms, signed, to_json,
+};
+use crate::rows::{
+    attempt_from_row, claimed_from_row, execution_from_row, job_from_row, workspace_from_row,
+};
+
+/// The schema, embedded at build time from `migrations/sqlite`.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// How long a connection waits for another process's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections that serve reads; in WAL mode they read while the writer writes.
+const READERS: u32 = 4;
+
+/// A cronhook store in one SQLite file.
+///
+/// Instants round-trip truncated to the millisecond: they are stored as integer unix
+/// milliseconds so that indexed comparisons are numeric and exact.
+#[derive(Clone)]
+pub struct SqliteStore {
+    /// One connection: every write transaction queues here.
+    writer: SqlitePool,
+    /// Query-only connections for everything that does not write.
+    reader: SqlitePool,
+    filename: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("filename", &self.filename)
+            .field("writer_connections", &self.writer.size())
+            .field("reader_connections", &self.reader.size())
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing, with its directory) the database file named by a
+    /// `sqlite://path/to/file.db` URL. In-memory databases are refused: the reader and writer
+    /// pools would not share one. Call [`SqliteStore::migrate`] before use.
+    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Err(StoreError::Database(
+                format!("`{url}` is an in-memory database; cronhook needs a file").into(),
+            ));
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(db_err)?
+            .create_if_missing(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true);
+        let filename = options.get_filename().to_owned();
+        if let Some(parent) = filename.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|err| StoreError::Unavailable(Box::new(err)))?;
+        }
+        // The writer connects first: it creates the file and switches it to WAL (a setting kept
+        // in the file), so the readers find it ready.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone().journal_mode(SqliteJournalMode::Wal))
+            .await
+            .map_err(db_err)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            // `query_only` rather than a read-only open: a read-only connection cannot create
+            // the WAL index file if it happens to be missing.
+            .connect_with(options.pragma("query_only", "ON"))
+            .await
+            .map_err(db_err)?;
+        Ok(SqliteStore {
+            writer,
+            reader,
+            filename,
+        })
+    }
+
+    /// Applies the embedded migrations that are not applied yet; a no-op when the schema is
+    /// current.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR
+            .run(&self.writer)
+            .await
+            .map_err(|err| match err {
+                sqlx::migrate::MigrateError::Execute(inner) => db_err(inner),
+                other => StoreError::Database(Box::new(other)),
+            })
+    }
+
+    /// Closes both pools, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    /// A write transaction on the writer connection, holding the database's write lock from
+    /// its first statement.
+    async fn write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)
+    }
+
+    /// The newest migration this build knows.
+    fn expected_schema_version() -> i64 {
+        MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+}
+
+async fn commit(tx: Transaction<'static, Sqlite>) -> StoreResult<()> {
+    tx.commit().await.map_err(db_err)
+}
+
+/// The page size asked for, with room for one more row that says whether another page follows.
+fn fetch_limit(page: &PageRequest) -> i64 {
+    i64::from(page.limit.max(1)) + 1
+}
+
+/// Cuts the extra row fetched by [`fetch_limit`] and names the cursor of the next page.
+fn into_page<T>(mut items: Vec<T>, page: &PageRequest, id: impl Fn(&T) -> &str) -> Page<T> {
+    let limit = usize::try_from(page.limit.max(1)).unwrap_or(usize::MAX);
+    let next_after = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|item| id(item).to_owned())
+    } else {
+        None
+    };
+    Page { items, next_after }
+}
+
+/// Due jobs, earliest first. The where clause implies the partial index `jobs_due`, which is
+/// read in order.
+const DUE_JOBS: &str = concat!(
+    "select ",
+    job_columns!(),
+    " from jobs
+      where paused = 0 and next_run_at is not null and next_run_at <= ?
+      order by next_run_at
+      limit ?"
+);
+
+/// Executions a claim may take, oldest `run_at` first, with their job (`?1` is now, `?2` the
+/// limit). The leading `status in (...)` is word for word the where clause of the partial index
+/// `executions_claimable`, which is what lets SQLite use it.
+const CLAIM_CANDIDATES: &str = "select e.id, e.workspace_id, e.job_id, e.scheduled_for,
+        e.trigger, e.status, e.attempt_count, e.started_at,
+        j.name as job_name, j.spec as job_spec, j.paused as job_paused
+    from executions e join jobs j on j.id = e.job_id
+    where e.status in ('queued', 'running', 'retrying')
+      and ((e.status in ('queued', 'retrying') and e.run_at <= ?1
+            and (e.locked_by is null or e.lease_until < ?1))
+           or (e.status = 'running' and e.lease_until < ?1))
+    order by e.run_at
+    limit ?2";
+
+/// Inserts one execution of a job of the given workspace; the `SELECT` from `jobs` makes a job
+/// of another workspace behave as absent (no row inserted).
+const INSERT_EXECUTION: &str = "insert into executions
+        (id, workspace_id, job_id, scheduled_for, trigger, status, run_at, locked_by, lease_until,
+         finished_at)
+    select ?, workspace_id, id, ?, ?, ?, ?, ?, ?, ? from jobs where id = ? and workspace_id = ?";
+
+/// [`INSERT_EXECUTION`], but an occurrence that exists already is left alone.
+const INSERT_EXECUTION_ONCE: &str = "insert into executions
+        (id, workspace_id, job_id, scheduled_for, trigger, status, run_at, locked_by, lease_until,
+         finished_at)
+    select ?, workspace_id, id, ?, ?, ?, ?, ?, ?, ? from jobs where id = ? and workspace_id = ?
+    on conflict (job_id, scheduled_for) do nothing";
+
+/// Runs [`INSERT_EXECUTION`] or [`INSERT_EXECUTION_ONCE`]; `skipped` records the execution as
+/// skipped (finished at its scheduled instant, never leased). Returns the rows inserted.
+async fn insert_execution_row(
+    conn: &mut sqlx::SqliteConnection,
+    sql: &'static str,
+    execution: &NewExecution,
+    skipped: bool,
+) -> Result<u64, sqlx::Error> {
+    let (status, lease, finished_at) = if skipped {
+        (ExecutionStatus::Skipped, None, Some(execution.scheduled_for))
+    } else if let Some(lease) = &execution.lease {
+        (ExecutionStatus::Running, Some(lease), None)
+    } else {
+        (ExecutionStatus::Queued, None, None)
+    };
+    let status = enum_text(&status).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
+    let trigger = enum_text(&execution.trigger).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
+    let done = sqlx::query(sql)
+        .bind(&execution.id)
+        .bind(ms(execution.scheduled_for))
+        .bind(trigger)
+        .bind(status)
+        .bind(ms(execution.run_at))
+        .bind(lease.map(|lease| lease.node_id.as_str()))
+        .bind(lease.map(|lease| ms(lease.until)))
+        .bind(opt_ms(finished_at))
+        .bind(&execution.job_id)
+        .bind(&execution.workspace_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+fn execution_conflict(execution: &NewExecution) -> impl FnOnce(&str) -> String {
+    move |columns| {
+        if columns.ends_with(".id") {
+            format!("execution `{}`", execution.id)
+        } else {
+            format!(
+                "an execution of job `{}` scheduled for {}",
+                execution.job_id,
+                execution.scheduled_for.to_rfc3339()
+            )
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("select 1")
+            .execute(&self.reader)
+            .await
+            .map_err(db_err)?;
+        let expected = Self::expected_schema_version();
+        let has_table: bool = sqlx::query_scalar(
+            "select exists (select 1 from sqlite_master where type = 'table' and name = '_sqlx_migrations')",
+        )
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_err)?;
+        let applied: Option<i64> = if has_table {
+            sqlx::query_scalar("select max(version) from _sqlx_migrations where success = 1")
+                .fetch_one(&self.reader)
+                .await
+                .map_err(db_err)?
+        } else {
+            None
+        };
+        if applied == Some(expected) {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(Box::new(SchemaNotCurrent {
+                applied,
+                expected,
+            })))
+        }
+    }
+
+    async fn create_workspace(&self, workspace: &Workspace) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "insert into workspaces
+                (id, slug, signing_secret, previous_signing_secret, signing_secret_rotated_at,
+                 created_at)
+             values (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&workspace.id)
+        .bind(&workspace.slug)
+        .bind(&workspace.signing_secret)
+        .bind(&workspace.previous_signing_secret)
+        .bind(opt_ms(workspace.signing_secret_rotated_at))
+        .bind(ms(workspace.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|err| {
+            conflict_or_db_err(err, |columns| {
+                if columns.ends_with(".id") {
+                    format!("workspace id `{}`", workspace.id)
+                } else {
+                    format!("workspace `{}`", workspace.slug)
+                }
+            })
+        })?;
+        commit(tx).await
+    }
+
+    async fn workspace(&self, id: &str) -> StoreResult<Option<Workspace>> {
+        let row = sqlx::query(concat!(
+            "select ",
+            workspace_columns!(),
+            " from workspaces where id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(workspace_from_row).transpose()
+    }
+
+    async fn workspace_by_slug(&self, slug: &str) -> StoreResult<Option<Workspace>> {
+        let row = sqlx::query(concat!(
+            "select ",
+            workspace_columns!(),
+            " from workspaces where slug = ?"
+        ))
+        .bind(slug)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(workspace_from_row).transpose()
+    }
+
+    async fn rotate_signing_secret(
+        &self,
+        workspace_id: &str,
+        new_secret: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Workspace> {
+        let mut tx = self.write().await?;
+        // In an UPDATE every right-hand side reads the old row, so `previous` gets the old current.
+        let row = sqlx::query(concat!(
+            "update workspaces
+             set previous_signing_secret = signing_secret, signing_secret = ?,
+                 signing_secret_rotated_at = ?
+             where id = ?
+             returning ",
+            workspace_columns!()
+        ))
+        .bind(new_secret)
+        .bind(ms(at))
+        .bind(workspace_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let workspace = row
+            .as_ref()
+            .map(workspace_from_row)
+            .transpose()?
+            .ok_or(StoreError::NotFound)?;
+        commit(tx).await?;
+        Ok(workspace)
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "insert into api_keys (id, workspace_id, name, key_hash, created_at)
+             values (?, ?, ?, ?, ?)",
+        )
+        .bind(&key.id)
+        .bind(&key.workspace_id)
+        .bind(&key.name)
+        .bind(&key.key_hash)
+        .bind(ms(key.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|err| {
+            conflict_or_db_err(err, |columns| {
+                if columns.ends_with(".id") {
+                    format!("API key `{}`", key.id)
+                } else {
+                    "an API key with this hash".to_owned()
+                }
+            })
+        })?;
+        commit(tx).await
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
+        let row = sqlx::query(
+            "select id, workspace_id, name, key_hash, created_at from api_keys where key_hash = ?",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(rows::api_key_from_row).transpose()
+    }
+
+    async fn insert_user(&self, user: &User) -> StoreResult<()> {
+        let email = user.email.to_lowercase();
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "insert into users (id, workspace_id, email, password_hash, created_at)
+             values (?, ?, ?, ?, ?)",
+        )
+        .bind(&user.id)
+        .bind(&user.workspace_id)
+        .bind(&email)
+        .bind(&user.password_hash)
+        .bind(ms(user.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|err| {
+            conflict_or_db_err(err, |columns| {
+                if columns.ends_with(".id") {
+                    format!("user id `{}`", user.id)
+                } else {
+                    format!("user `{email}`")
+                }
+            })
+        })?;
+        commit(tx).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(
+            "select id, workspace_id, email, password_hash, created_at from users where email = ?",
+        )
+        .bind(email.to_lowercase())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(rows::user_from_row).transpose()
+    }
+
+    async fn insert_job(&self, job: &Job) -> StoreResult<()> {
+        let spec = to_json(&job.spec)?;
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "insert into jobs
+                (id, workspace_id, name, spec, paused, next_run_at, created_at, updated_at)
+             values (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&job.id)
+        .bind(&job.workspace_id)
+        .bind(&job.spec.name)
+        .bind(spec)
+        .bind(job.spec.paused)
+        .bind(opt_ms(job.next_run_at))
+        .bind(ms(job.created_at))
+        .bind(ms(job.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|err| job_conflict(err, job))?;
+        commit(tx).await
+    }
+
+    async fn job(&self, workspace_id: &str, id: &str) -> StoreResult<Option<Job>> {
+        let row = sqlx::query(concat!(
+            "select ",
+            job_columns!(),
+            " from jobs where id = ? and workspace_id = ?"
+        ))
+        .bind(id)
+        .bind(workspace_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn list_jobs(&self, workspace_id: &str, page: &PageRequest) -> StoreResult<Page<Job>> {
+        let query = match &page.after {
+            None => sqlx::query(concat!(
+                "select ",
+                job_columns!(),
+                " from jobs where workspace_id = ? order by id limit ?"
+            ))
+            .bind(workspace_id),
+            Some(after) => sqlx::query(concat!(
+                "select ",
+                job_columns!(),
+                " from jobs where workspace_id = ? and id > ? order by id limit ?"
+            ))
+            .bind(workspace_id)
+            .bind(after.as_str()),
+        };
+        let rows = query
+            .bind(fetch_limit(page))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        let jobs = rows.iter().map(job_from_row).collect::<StoreResult<Vec<_>>>()?;
+        Ok(into_page(jobs, page, |job| &job.id))
+    }
+
+    async fn update_job(&self, job: &Job) -> StoreResult<()> {
+        let spec = to_json(&job.spec)?;
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "update jobs set name = ?, spec = ?, paused = ?, next_run_at = ?, updated_at = ?
+             where id = ? and workspace_id = ?",
+        )
+        .bind(&job.spec.name)
+        .bind(spec)
+        .bind(job.spec.paused)
+        .bind(opt_ms(job.next_run_at))
+        .bind(ms(job.updated_at))
+        .bind(&job.id)
+        .bind(&job.workspace_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|err| job_conflict(err, job))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        commit(tx).await
+    }
+
+    async fn pause_job(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        // The spec's own `paused` is kept in step so the stored json says what the column says.
+        let done = sqlx::query(
+            "update jobs
+             set paused = 1, next_run_at = null, updated_at = ?,
+                 spec = json_set(spec, '$.paused', json('true'))
+             where id = ? and workspace_id = ?",
+        )
+        .bind(ms(at))
+        .bind(id)
+        .bind(workspace_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        commit(tx).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_job(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        // Executions and their attempts go with it (`on delete cascade`).
+        let done = sqlx::query("delete from jobs where id = ? and workspace_id = ?")
+            .bind(id)
+            .bind(workspace_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        commit(tx).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn due_jobs(&self, until: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Job>> {
+        let rows = sqlx::query(DUE_JOBS)
+        .bind(ms(until))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn earliest_next_run(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let earliest: Option<i64> = sqlx::query_scalar(
+            "select min(next_run_at) from jobs where paused = 0 and next_run_at is not null",
+        )
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_err)?;
+        convert::opt_from_ms(earliest)
+    }
+
+    async fn materialize(&self, occurrences: &[Occurrence]) -> StoreResult<Vec<Materialized>> {
+        let mut outcomes = Vec::with_capacity(occurrences.len());
+        let mut tx = self.write().await?;
+        for occurrence in occurrences {
+            // Compare-and-set on the value the scheduler read: an edit, a pause, a delete or
+            // another scheduler leaves it different, and then nothing is written.
+            let advanced = sqlx::query(
+                "update jobs set next_run_at = ?
+                 where id = ? and paused = 0 and next_run_at = ?",
+            )
+            .bind(opt_ms(occurrence.new_next_run_at))
+            .bind(&occurrence.job_id)
+            .bind(ms(occurrence.expected_next_run_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+            if advanced == 0 {
+                outcomes.push(Materialized::Superseded);
+                continue;
+            }
+            let skip = occurrence.concurrency == Concurrency::Forbid
+                && sqlx::query_scalar::<_, bool>(
+                    // Word for word the where clause of `executions_unfinished_by_job`.
+                    "select exists (select 1 from executions
+                     where job_id = ? and status in ('queued', 'running', 'retrying'))",
+                )
+                .bind(&occurrence.job_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let mut inserted = 0;
+            for execution in &occurrence.executions {
+                inserted += insert_execution_row(&mut tx, INSERT_EXECUTION_ONCE, execution, skip)
+                    .await
+                    .map_err(|err| conflict_or_db_err(err, execution_conflict(execution)))?;
+            }
+            outcomes.push(if inserted == 0 && !occurrence.executions.is_empty() {
+                // The occurrence exists already. `next_run_at` stays advanced: rolling it back
+                // would hand the scheduler the same occurrence again, forever.
+                Materialized::Superseded
+            } else if skip {
+                Materialized::Skipped
+            } else {
+                Materialized::Created
+            });
+        }
+        commit(tx).await?;
+        Ok(outcomes)
+    }
+
+    async fn insert_execution(&self, execution: &NewExecution) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let inserted = insert_execution_row(&mut tx, INSERT_EXECUTION, execution, false)
+            .await
+            .map_err(|err| conflict_or_db_err(err, execution_conflict(execution)))?;
+        if inserted == 0 {
+            // No such job in this workspace.
+            return Err(StoreError::NotFound);
+        }
+        commit(tx).await
+    }
+
+    async fn claim_executions(
+        &self,
+        lease: &Lease,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedExecution>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.write().await?;
+        // Selected first, inside the same immediate transaction, because the old status says
+        // whether an attempt was cut (`running` with an expired lease); `returning` would only
+        // show the new one.
+        let rows = sqlx::query(CLAIM_CANDIDATES)
+        .bind(ms(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let claimed = rows
+            .iter()
+            .map(claimed_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let ids = to_json(&claimed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>())?;
+        sqlx::query(
+            "update executions set status = 'running', locked_by = ?, lease_until = ?
+             where id in (select value from json_each(?))",
+        )
+        .bind(&lease.node_id)
+        .bind(ms(lease.until))
+        .bind(ids)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        commit(tx).await?;
+        Ok(claimed)
+    }
+
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<Vec<bool>> {
+        let mut accepted = Vec::with_capacity(records.len());
+        let mut tx = self.write().await?;
+        for record in records {
+            let attempt = &record.attempt;
+            let number = i64::from(attempt.number);
+            let started_at = ms(attempt.started_at);
+            let duration_ms = signed(attempt.duration_ms, "attempt duration")?;
+            // The fence: only the lease holder, only the next attempt number. A retrying
+            // execution is still held by the node that will make its next attempt.
+            let updated = match &record.next {
+                NextStep::Retry {
+                    run_at,
+                    lease_until,
+                } => sqlx::query(
+                    "update executions
+                     set attempt_count = ?1, status = 'retrying', run_at = ?2, lease_until = ?3,
+                         started_at = coalesce(started_at, ?4)
+                     where id = ?5 and locked_by = ?6 and attempt_count = ?1 - 1
+                       and status in ('running', 'retrying')",
+                )
+                .bind(number)
+                .bind(ms(*run_at))
+                .bind(ms(*lease_until))
+                .bind(started_at)
+                .bind(&record.execution_id)
+                .bind(&record.node_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?,
+                NextStep::Finish { status } => sqlx::query(
+                    "update executions
+                     set attempt_count = ?1, status = ?2, locked_by = null, lease_until = null,
+                         started_at = coalesce(started_at, ?3),
+                         finished_at = ?4,
+                         duration_ms = ?4 - coalesce(started_at, ?3)
+                     where id = ?5 and locked_by = ?6 and attempt_count = ?1 - 1
+                       and status in ('running', 'retrying')",
+                )
+                .bind(number)
+                .bind(enum_text(status)?)
+                .bind(started_at)
+                .bind(started_at.saturating_add(duration_ms))
+                .bind(&record.execution_id)
+                .bind(&record.node_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?,
+            };
+            if updated.rows_affected() == 0 {
+                accepted.push(false);
+                continue;
+            }
+            rows::insert_attempt(&mut tx, &record.execution_id, attempt).await?;
+            accepted.push(true);
+        }
+        commit(tx).await?;
+        Ok(accepted)
+    }
+
+    async fn renew_leases(&self, node_id: &str, until: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "update executions set lease_until = max(coalesce(lease_until, ?1), ?1)
+             where locked_by = ?2 and status in ('running', 'retrying')",
+        )
+        .bind(ms(until))
+        .bind(node_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        commit(tx).await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn execution(&self, workspace_id: &str, id: &str) -> StoreResult<Option<Execution>> {
+        let Some(row) = sqlx::query(concat!(
+            "select ",
+            execution_columns!(),
+            " from executions where id = ? and workspace_id = ?"
+        ))
+        .bind(id)
+        .bind(workspace_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?
+        else {
+            return Ok(None);
+        };
+        let mut execution = execution_from_row(&row)?;
+        let attempts = sqlx::query(concat!(
+            "select ",
+            attempt_columns!(),
+            " from attempts where execution_id = ? order by number"
+        ))
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        execution.attempts = attempts
+            .iter()
+            .map(|row| attempt_from_row(row).map(|(_, attempt)| attempt))
+            .collect::<StoreResult<_>>()?;
+        Ok(Some(execution))
+    }
+
+    async fn list_executions(
+        &self,
+        workspace_id: &str,
+        job_id: &str,
+        filter: &ExecutionFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Execution>> {
+        // One static statement per shape, so each is prepared once and can use the
+        // `(job_id, id desc)` index as a range.
+        let status = filter.status.as_ref().map(enum_text).transpose()?;
+        let query = match (&page.after, status) {
+            (None, None) => sqlx::query(concat!(
+                "select ",
+                execution_columns!(),
+                " from executions where job_id = ? and workspace_id = ?
+                  order by id desc limit ?"
+            ))
+            .bind(job_id)
+            .bind(workspace_id),
+            (Some(after), None) => sqlx::query(concat!(
+                "select ",
+                execution_columns!(),
+                " from executions where job_id = ? and workspace_id = ? and id < ?
+                  order by id desc limit ?"
+            ))
+            .bind(job_id)
+            .bind(workspace_id)
+            .bind(after.as_str()),
+            (None, Some(status)) => sqlx::query(concat!(
+                "select ",
+                execution_columns!(),
+                " from executions where job_id = ? and workspace_id = ? and status = ?
+                  order by id desc limit ?"
+            ))
+            .bind(job_id)
+            .bind(workspace_id)
+            .bind(status),
+            (Some(after), Some(status)) => sqlx::query(concat!(
+                "select ",
+                execution_columns!(),
+                " from executions where job_id = ? and workspace_id = ? and id < ? and status = ?
+                  order by id desc limit ?"
+            ))
+            .bind(job_id)
+            .bind(workspace_id)
+            .bind(after.as_str())
+            .bind(status),
+        };
+        let rows = query
+            .bind(fetch_limit(page))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        let executions = rows
+            .iter()
+            .map(execution_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let mut page = into_page(executions, page, |execution| &execution.id);
+        if page.items.is_empty() {
+            return Ok(page);
+        }
+        // The page's attempts in one query.
+        let ids = to_json(&page.items.iter().map(|e| e.id.as_str()).collect::<Vec<_>>())?;
+        let attempt_rows = sqlx::query(concat!(
+            "select ",
+            attempt_columns!(),
+            " from attempts where execution_id in (select value from json_each(?))
+              order by execution_id, number"
+        ))
+        .bind(ids)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        let mut attempts: HashMap<String, Vec<_>> = HashMap::new();
+        for row in &attempt_rows {
+            let (execution_id, attempt) = attempt_from_row(row)?;
+            attempts.entry(execution_id).or_default().push(attempt);
+        }
+        for execution in &mut page.items {
+            execution.attempts = attempts.remove(&execution.id).unwrap_or_default();
+        }
+        Ok(page)
+    }
+}
+
+fn job_conflict(err: sqlx::Error, job: &Job) -> StoreError {
+    conflict_or_db_err(err, |columns| {
+        if columns.ends_with(".id") {
+            format!("job `{}`", job.id)
+        } else {
+            format!("a job named `{}`", job.spec.name)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan SQLite picks for `sql`, one line per step.
+    async fn plan(store: &SqliteStore, sql: &'static str) -> String {
+        let explain = format!("explain query plan {sql}");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(explain))
+            .bind(0_i64)
+            .bind(10_i64)
+            .fetch_all(&store.reader)
+            .await
+            .expect("explain");
+        rows.iter()
+            .map(|row| sqlx::Row::get::<String, _>(row, "detail"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    async fn fresh() -> (SqliteStore, tempfile::TempDir) {
+        let dir = tempfile::TempDir::new().expect("create a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("plan.db").display());
+        let store = SqliteStore::open(&url).await.expect("open");
+        store.migrate().await.expect("migrate");
+        (store, dir)
+    }
+
+    #[tokio::test]
+    async fn due_jobs_read_the_partial_index_in_order() {
+        let (store, _dir) = fresh().await;
+        let plan = plan(&store, DUE_JOBS).await;
+        assert!(plan.contains("USING INDEX jobs_due"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+    }
+
+    #[tokio::test]
+    async fn claims_read_only_unfinished_executions() {
+        let (store, _dir) = fresh().await;
+        let plan = plan(&store, CLAIM_CANDIDATES).await;
+        assert!(plan.contains("executions_claimable"), "{plan}");
+    }
+}

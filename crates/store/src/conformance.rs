@@ -1,0 +1,1468 @@
+//! The behaviour every `Store` must show, as checks an implementation's tests call.
+//!
+//! Each check takes `&dyn Store`, creates its own workspaces (unique slugs), and panics on the
+//! first difference. Checks may share one database, with one caveat: claiming is global by design
+//! (an executor claims across workspaces), so the checks that claim use instants in the distant
+//! past, filter what they get to their own workspace, and delete their jobs at the end; run them
+//! one at a time (as [`run_all`] does), not concurrently with each other.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use cronhook_core::{
+    Attempt, AttemptError, Concurrency, ErrorKind, ExecutionStatus, Job, JobSpec, Timing, Trigger,
+    ids,
+};
+
+use crate::{
+    ApiKey, AttemptRecord, ClaimedExecution, ExecutionFilter, Lease, Materialized, NewExecution,
+    NextStep, Occurrence, PageRequest, Store, StoreError, User, Workspace,
+};
+
+/// Runs every check, one after the other, against one store.
+pub async fn run_all(store: &dyn Store) {
+    jobs_round_trip(store).await;
+    names_are_unique_per_workspace(store).await;
+    workspaces_do_not_see_each_other(store).await;
+    pagination_walks_every_item_once(store).await;
+    materialize_is_exactly_once(store).await;
+    materialize_skips_when_the_job_changed(store).await;
+    forbid_records_skipped(store).await;
+    insert_execution_refuses_duplicates(store).await;
+    due_jobs_come_in_firing_order(store).await;
+    claim_takes_each_execution_once(store).await;
+    expired_leases_are_taken_over_and_flagged_interrupted(store).await;
+    stale_results_are_fenced_out(store).await;
+    retrying_keeps_the_lease_and_run_at(store).await;
+    leases_are_renewed(store).await;
+    executions_list_newest_first_with_attempts_and_status_filter(store).await;
+    delete_cascades(store).await;
+    signing_secret_rotation(store).await;
+    api_keys_and_users(store).await;
+}
+
+// Helpers.
+
+/// Now, truncated to the millisecond (what every store keeps at least).
+fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+/// Midnight UTC on 1 January of `year`: the distant-past instants of the checks that claim or
+/// read due jobs, which are global, so they stay clear of every other check's rows.
+fn distant_past(year: i32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(year, 1, 1, 0, 0, 0)
+        .single()
+        .expect("a valid instant")
+}
+
+fn secs(n: i64) -> Duration {
+    Duration::seconds(n)
+}
+
+async fn new_workspace(store: &dyn Store) -> Workspace {
+    let id = ids::new_id(ids::WORKSPACE);
+    let workspace = Workspace {
+        slug: format!("ws-{}", &id[4..]),
+        signing_secret: format!("whsec_{}", &id[4..]),
+        previous_signing_secret: None,
+        signing_secret_rotated_at: None,
+        created_at: now(),
+        id,
+    };
+    store
+        .create_workspace(&workspace)
+        .await
+        .expect("create a workspace");
+    workspace
+}
+
+/// A minimal spec, in the API's own JSON form.
+fn spec(name: &str) -> JobSpec {
+    serde_json::from_value(serde_json::json!({
+        "name": name,
+        "schedule": {"cron": "*/5 * * * *"},
+        "request": {"url": "https://example.com/hook"}
+    }))
+    .expect("a minimal spec parses")
+}
+
+/// A spec with every field away from its default.
+fn rich_spec(name: &str) -> JobSpec {
+    serde_json::from_value(serde_json::json!({
+        "name": name,
+        "schedule": {"cron": "0 3 * * 1-5", "timezone": "Europe/Berlin"},
+        "request": {
+            "method": "POST",
+            "url": "https://example.com/nightly?x=1",
+            "headers": {"authorization": "Bearer t", "x-trace": "ü"},
+            "body": "{\"hello\": \"wörld\"}",
+            "timeout_ms": 5000,
+            "follow_redirects": true
+        },
+        "retry": {"max_attempts": 5, "initial_delay_ms": 10, "max_delay_ms": 100, "jitter": false},
+        "success": {"status": [200, 204], "body_regex": "ok", "max_duration_ms": 900},
+        "concurrency": "forbid",
+        "misfire": "fire_all",
+        "alerts": {"after_consecutive_failures": 3, "on_recovery": false, "channels": ["chn_1"]},
+        "auto_disable_after_failures": 10,
+        "paused": false
+    }))
+    .expect("a rich spec parses")
+}
+
+fn new_job(workspace: &Workspace, name: &str, next_run_at: Option<DateTime<Utc>>) -> Job {
+    let at = now();
+    Job {
+        id: ids::new_id(ids::JOB),
+        workspace_id: workspace.id.clone(),
+        spec: spec(name),
+        next_run_at,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+async fn insert_job(
+    store: &dyn Store,
+    workspace: &Workspace,
+    name: &str,
+    next_run_at: Option<DateTime<Utc>>,
+) -> Job {
+    let job = new_job(workspace, name, next_run_at);
+    store.insert_job(&job).await.expect("insert a job");
+    job
+}
+
+fn new_execution(job: &Job, scheduled_for: DateTime<Utc>, lease: Option<Lease>) -> NewExecution {
+    NewExecution {
+        id: ids::new_id(ids::EXECUTION),
+        workspace_id: job.workspace_id.clone(),
+        job_id: job.id.clone(),
+        scheduled_for,
+        trigger: Trigger::Schedule,
+        run_at: scheduled_for,
+        lease,
+    }
+}
+
+async fn insert_execution(
+    store: &dyn Store,
+    job: &Job,
+    scheduled_for: DateTime<Utc>,
+    lease: Option<Lease>,
+) -> NewExecution {
+    let execution = new_execution(job, scheduled_for, lease);
+    store
+        .insert_execution(&execution)
+        .await
+        .expect("insert an execution");
+    execution
+}
+
+fn lease(node_id: &str, until: DateTime<Utc>) -> Lease {
+    Lease {
+        node_id: node_id.to_owned(),
+        until,
+    }
+}
+
+/// A node id no other check uses.
+fn node(name: &str) -> String {
+    format!("{name}-{}", ids::new_id("node"))
+}
+
+fn answered(number: u32, started_at: DateTime<Utc>, status_code: u16) -> Attempt {
+    Attempt {
+        number,
+        started_at,
+        duration_ms: 120,
+        status_code: Some(status_code),
+        error: None,
+        response_headers: BTreeMap::from([
+            ("content-type".to_owned(), "text/plain".to_owned()),
+            ("x-answer".to_owned(), number.to_string()),
+        ]),
+        response_body: Some(format!("answer {number} ✓")),
+        response_body_truncated: number % 2 == 0,
+        redirect_location: (status_code / 100 == 3).then(|| "https://example.com/next".to_owned()),
+        timing: Timing {
+            dns_ms: Some(1),
+            connect_ms: Some(2),
+            tls_ms: None,
+            ttfb_ms: Some(100),
+            total_ms: 120,
+        },
+    }
+}
+
+fn errored(number: u32, started_at: DateTime<Utc>, kind: ErrorKind) -> Attempt {
+    Attempt {
+        number,
+        started_at,
+        duration_ms: 30_000,
+        status_code: None,
+        error: Some(AttemptError {
+            kind,
+            message: format!("{kind:?} on attempt {number}"),
+        }),
+        response_headers: BTreeMap::new(),
+        response_body: None,
+        response_body_truncated: false,
+        redirect_location: None,
+        timing: Timing {
+            total_ms: 30_000,
+            ..Timing::default()
+        },
+    }
+}
+
+fn finish(execution_id: &str, node_id: &str, attempt: Attempt, status: ExecutionStatus) -> AttemptRecord {
+    AttemptRecord {
+        execution_id: execution_id.to_owned(),
+        node_id: node_id.to_owned(),
+        attempt,
+        next: NextStep::Finish { status },
+    }
+}
+
+fn retry(
+    execution_id: &str,
+    node_id: &str,
+    attempt: Attempt,
+    run_at: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> AttemptRecord {
+    AttemptRecord {
+        execution_id: execution_id.to_owned(),
+        node_id: node_id.to_owned(),
+        attempt,
+        next: NextStep::Retry {
+            run_at,
+            lease_until,
+        },
+    }
+}
+
+async fn claim_own(
+    store: &dyn Store,
+    workspace: &Workspace,
+    node_id: &str,
+    lease_until: DateTime<Utc>,
+    at: DateTime<Utc>,
+    limit: u32,
+) -> Vec<ClaimedExecution> {
+    store
+        .claim_executions(&lease(node_id, lease_until), at, limit)
+        .await
+        .expect("claim executions")
+        .into_iter()
+        .filter(|claimed| claimed.workspace_id == workspace.id)
+        .collect()
+}
+
+async fn record(store: &dyn Store, records: &[AttemptRecord]) -> Vec<bool> {
+    store
+        .record_attempts(records)
+        .await
+        .expect("record attempts")
+}
+
+async fn execution_status(store: &dyn Store, workspace: &Workspace, id: &str) -> ExecutionStatus {
+    store
+        .execution(&workspace.id, id)
+        .await
+        .expect("read an execution")
+        .expect("the execution exists")
+        .status
+}
+
+async fn all_executions(
+    store: &dyn Store,
+    workspace: &Workspace,
+    job: &Job,
+) -> Vec<cronhook_core::Execution> {
+    store
+        .list_executions(
+            &workspace.id,
+            &job.id,
+            &ExecutionFilter::default(),
+            &PageRequest {
+                limit: 1000,
+                after: None,
+            },
+        )
+        .await
+        .expect("list executions")
+        .items
+}
+
+fn occurrence(
+    job: &Job,
+    expected: DateTime<Utc>,
+    new: Option<DateTime<Utc>>,
+    concurrency: Concurrency,
+) -> Occurrence {
+    Occurrence {
+        executions: vec![new_execution(job, expected, None)],
+        job_id: job.id.clone(),
+        expected_next_run_at: expected,
+        new_next_run_at: new,
+        concurrency,
+    }
+}
+
+async fn materialize(store: &dyn Store, occurrences: &[Occurrence]) -> Vec<Materialized> {
+    store
+        .materialize(occurrences)
+        .await
+        .expect("materialize occurrences")
+}
+
+async fn read_job(store: &dyn Store, workspace: &Workspace, job: &Job) -> Job {
+    store
+        .job(&workspace.id, &job.id)
+        .await
+        .expect("read a job")
+        .expect("the job exists")
+}
+
+async fn delete_jobs(store: &dyn Store, workspace: &Workspace, jobs: &[&Job]) {
+    for job in jobs {
+        store
+            .delete_job(&workspace.id, &job.id)
+            .await
+            .expect("delete a job");
+    }
+}
+
+// Checks.
+
+/// A job reads back exactly as written, after insert, update and pause.
+pub async fn jobs_round_trip(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let t = now();
+    let mut job = new_job(&workspace, "nightly", Some(t + secs(60)));
+    store.insert_job(&job).await.expect("insert a job");
+    assert_eq!(
+        store.job(&workspace.id, &job.id).await.expect("read a job"),
+        Some(job.clone())
+    );
+
+    job.spec = rich_spec("nightly-report");
+    job.next_run_at = None;
+    job.updated_at = t + secs(1);
+    store.update_job(&job).await.expect("update a job");
+    assert_eq!(
+        store.job(&workspace.id, &job.id).await.expect("read a job"),
+        Some(job.clone())
+    );
+
+    job.spec.paused = true;
+    job.next_run_at = Some(t + secs(3600));
+    store.update_job(&job).await.expect("pause by update");
+    let read = store
+        .job(&workspace.id, &job.id)
+        .await
+        .expect("read a job")
+        .expect("the job exists");
+    assert_eq!(read, job);
+
+    job.spec.paused = false;
+    store.update_job(&job).await.expect("resume by update");
+    assert!(
+        store
+            .pause_job(&workspace.id, &job.id, t + secs(2))
+            .await
+            .expect("pause a job")
+    );
+    let paused = store
+        .job(&workspace.id, &job.id)
+        .await
+        .expect("read a job")
+        .expect("the job exists");
+    assert!(paused.spec.paused, "pause_job pauses");
+    assert_eq!(paused.next_run_at, None, "a paused job has nothing to fire");
+    assert_eq!(paused.updated_at, t + secs(2));
+    assert_eq!(paused.spec.name, "nightly-report");
+
+    let missing = ids::new_id(ids::JOB);
+    assert!(
+        !store
+            .pause_job(&workspace.id, &missing, t)
+            .await
+            .expect("pause a missing job")
+    );
+    assert_eq!(store.job(&workspace.id, &missing).await.expect("read"), None);
+    let mut ghost = new_job(&workspace, "ghost", None);
+    ghost.id = missing;
+    assert!(matches!(
+        store.update_job(&ghost).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// Job names are unique within a workspace, and only there.
+pub async fn names_are_unique_per_workspace(store: &dyn Store) {
+    let first = new_workspace(store).await;
+    let second = new_workspace(store).await;
+    let job = insert_job(store, &first, "backup", None).await;
+
+    let clash = new_job(&first, "backup", None);
+    match store.insert_job(&clash).await {
+        Err(StoreError::Conflict { what }) => {
+            assert!(what.contains("backup"), "the conflict names the job: {what}")
+        }
+        other => panic!("a duplicate name must conflict, got {other:?}"),
+    }
+    assert_eq!(store.job(&first.id, &clash.id).await.expect("read"), None);
+
+    insert_job(store, &second, "backup", None).await;
+
+    let mut other = insert_job(store, &first, "restore", None).await;
+    other.spec.name = "backup".to_owned();
+    assert!(matches!(
+        store.update_job(&other).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let mut renamed = job.clone();
+    renamed.spec.name = "backup-2".to_owned();
+    store.update_job(&renamed).await.expect("rename a job");
+    store
+        .update_job(&other)
+        .await
+        .expect("the freed name can be taken");
+}
+
+/// Another workspace's ids behave as absent everywhere.
+pub async fn workspaces_do_not_see_each_other(store: &dyn Store) {
+    let owner = new_workspace(store).await;
+    let stranger = new_workspace(store).await;
+    let t = now();
+    let job = insert_job(store, &owner, "private", Some(t + secs(60))).await;
+    let execution = insert_execution(store, &job, t, None).await;
+
+    assert_eq!(store.job(&stranger.id, &job.id).await.expect("read"), None);
+    assert!(
+        store
+            .list_jobs(
+                &stranger.id,
+                &PageRequest {
+                    limit: 10,
+                    after: None
+                }
+            )
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .execution(&stranger.id, &execution.id)
+            .await
+            .expect("read"),
+        None
+    );
+    assert!(
+        store
+            .list_executions(
+                &stranger.id,
+                &job.id,
+                &ExecutionFilter::default(),
+                &PageRequest {
+                    limit: 10,
+                    after: None
+                }
+            )
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    let mut hijack = job.clone();
+    hijack.workspace_id = stranger.id.clone();
+    hijack.spec.name = "hijacked".to_owned();
+    assert!(matches!(
+        store.update_job(&hijack).await,
+        Err(StoreError::NotFound)
+    ));
+    let mut foreign = new_execution(&job, t + secs(1), None);
+    foreign.workspace_id = stranger.id.clone();
+    assert!(
+        store.insert_execution(&foreign).await.is_err(),
+        "an execution cannot be created for another workspace's job"
+    );
+    assert!(
+        !store
+            .pause_job(&stranger.id, &job.id, t)
+            .await
+            .expect("pause")
+    );
+    assert!(!store.delete_job(&stranger.id, &job.id).await.expect("delete"));
+
+    let still = store
+        .job(&owner.id, &job.id)
+        .await
+        .expect("read")
+        .expect("the owner's job is untouched");
+    assert_eq!(still, job);
+    assert_eq!(all_executions(store, &owner, &job).await.len(), 1);
+}
+
+/// Walking pages with `next_after` yields every job (id order) and execution (newest first)
+/// exactly once.
+pub async fn pagination_walks_every_item_once(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let mut expected_jobs = Vec::new();
+    for n in 0..7 {
+        expected_jobs.push(insert_job(store, &workspace, &format!("job-{n}"), None).await.id);
+    }
+    for limit in [1, 3, 7, 10] {
+        let mut seen = Vec::new();
+        let mut after = None;
+        for _ in 0..20 {
+            let page = store
+                .list_jobs(&workspace.id, &PageRequest { limit, after })
+                .await
+                .expect("list jobs");
+            assert!(page.items.len() <= limit as usize);
+            seen.extend(page.items.iter().map(|job| job.id.clone()));
+            after = page.next_after;
+            if after.is_none() {
+                break;
+            }
+        }
+        assert_eq!(after, None, "the walk ends");
+        assert_eq!(seen, expected_jobs, "jobs in id order, each once (limit {limit})");
+    }
+
+    let job = insert_job(store, &workspace, "busy", None).await;
+    let t = now();
+    let mut expected_executions = Vec::new();
+    for n in 0..5 {
+        expected_executions.push(insert_execution(store, &job, t + secs(n), None).await.id);
+    }
+    expected_executions.reverse();
+    for limit in [1, 2, 5, 6] {
+        let mut seen = Vec::new();
+        let mut after = None;
+        for _ in 0..20 {
+            let page = store
+                .list_executions(
+                    &workspace.id,
+                    &job.id,
+                    &ExecutionFilter::default(),
+                    &PageRequest { limit, after },
+                )
+                .await
+                .expect("list executions");
+            assert!(page.items.len() <= limit as usize);
+            seen.extend(page.items.iter().map(|execution| execution.id.clone()));
+            after = page.next_after;
+            if after.is_none() {
+                break;
+            }
+        }
+        assert_eq!(after, None, "the walk ends");
+        assert_eq!(
+            seen, expected_executions,
+            "executions newest first, each once (limit {limit})"
+        );
+    }
+}
+
+/// The same occurrence materialized twice, in turn or at once, makes one execution.
+pub async fn materialize_is_exactly_once(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let t = now();
+    let job = insert_job(store, &workspace, "once", Some(t)).await;
+    let first = occurrence(&job, t, Some(t + secs(300)), Concurrency::Allow);
+    let second = occurrence(&job, t, Some(t + secs(300)), Concurrency::Allow);
+    assert_eq!(materialize(store, &[first.clone()]).await, [Materialized::Created]);
+    assert_eq!(materialize(store, &[second]).await, [Materialized::Superseded]);
+    let executions = all_executions(store, &workspace, &job).await;
+    assert_eq!(executions.len(), 1);
+    let execution = &executions[0];
+    assert_eq!(execution.id, first.executions[0].id);
+    assert_eq!(execution.scheduled_for, t);
+    assert_eq!(execution.status, ExecutionStatus::Queued);
+    assert_eq!(execution.trigger, Trigger::Schedule);
+    let advanced = store
+        .job(&workspace.id, &job.id)
+        .await
+        .expect("read")
+        .expect("the job exists");
+    assert_eq!(advanced.next_run_at, Some(t + secs(300)));
+
+    // Two schedulers racing.
+    let raced = insert_job(store, &workspace, "raced", Some(t)).await;
+    let a = [occurrence(&raced, t, Some(t + secs(60)), Concurrency::Allow)];
+    let b = [occurrence(&raced, t, Some(t + secs(60)), Concurrency::Allow)];
+    let (a, b) = tokio::join!(store.materialize(&a), store.materialize(&b));
+    let mut outcomes = [
+        a.expect("materialize")[0],
+        b.expect("materialize")[0],
+    ];
+    outcomes.sort_by_key(|outcome| *outcome == Materialized::Superseded);
+    assert_eq!(outcomes, [Materialized::Created, Materialized::Superseded]);
+    assert_eq!(all_executions(store, &workspace, &raced).await.len(), 1);
+
+    // A catch-up occurrence with several executions creates them all.
+    let catchup = insert_job(store, &workspace, "catchup", Some(t)).await;
+    let mut executions = Vec::new();
+    for n in 0..3 {
+        let mut execution = new_execution(&catchup, t + secs(n * 60), None);
+        execution.trigger = Trigger::Catchup;
+        executions.push(execution);
+    }
+    let several = Occurrence {
+        executions,
+        job_id: catchup.id.clone(),
+        expected_next_run_at: t,
+        new_next_run_at: None,
+        concurrency: Concurrency::Allow,
+    };
+    assert_eq!(materialize(store, &[several]).await, [Materialized::Created]);
+    let created = all_executions(store, &workspace, &catchup).await;
+    assert_eq!(created.len(), 3);
+    assert!(created.iter().all(|e| e.trigger == Trigger::Catchup));
+    let done = store
+        .job(&workspace.id, &catchup.id)
+        .await
+        .expect("read")
+        .expect("the job exists");
+    assert_eq!(done.next_run_at, None, "nothing left to fire");
+}
+
+/// An occurrence whose job was edited, paused or deleted since it was read writes nothing;
+/// outcomes come back one per occurrence, in order.
+pub async fn materialize_skips_when_the_job_changed(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let t = now();
+    let edited = insert_job(store, &workspace, "edited", Some(t)).await;
+    let paused = insert_job(store, &workspace, "paused", Some(t)).await;
+    let deleted = insert_job(store, &workspace, "deleted", Some(t)).await;
+    let fine = insert_job(store, &workspace, "fine", Some(t)).await;
+
+    let mut edit = edited.clone();
+    edit.next_run_at = Some(t + secs(30));
+    edit.updated_at = t + secs(1);
+    store.update_job(&edit).await.expect("edit a job");
+    assert!(
+        store
+            .pause_job(&workspace.id, &paused.id, t)
+            .await
+            .expect("pause")
+    );
+    assert!(
+        store
+            .delete_job(&workspace.id, &deleted.id)
+            .await
+            .expect("delete")
+    );
+
+    let outcomes = materialize(
+        store,
+        &[
+            occurrence(&edited, t, Some(t + secs(60)), Concurrency::Allow),
+            occurrence(&fine, t, Some(t + secs(60)), Concurrency::Allow),
+            occurrence(&paused, t, Some(t + secs(60)), Concurrency::Allow),
+            occurrence(&deleted, t, Some(t + secs(60)), Concurrency::Allow),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcomes,
+        [
+            Materialized::Superseded,
+            Materialized::Created,
+            Materialized::Superseded,
+            Materialized::Superseded
+        ]
+    );
+    assert!(all_executions(store, &workspace, &edited).await.is_empty());
+    assert!(all_executions(store, &workspace, &paused).await.is_empty());
+    assert_eq!(all_executions(store, &workspace, &fine).await.len(), 1);
+    assert_eq!(
+        read_job(store, &workspace, &edited).await.next_run_at,
+        Some(t + secs(30)),
+        "the edit stands"
+    );
+    assert_eq!(read_job(store, &workspace, &paused).await.next_run_at, None);
+    assert_eq!(
+        read_job(store, &workspace, &fine).await.next_run_at,
+        Some(t + secs(60))
+    );
+}
+
+/// With `forbid`, an occurrence that comes while an execution is unfinished is recorded as
+/// skipped; once it is finished, occurrences run again.
+pub async fn forbid_records_skipped(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let t = now();
+    let runner = node("forbid");
+    let job = insert_job(store, &workspace, "exclusive", Some(t)).await;
+
+    // The first occurrence is created already leased, as the scheduler does for its own executor.
+    let mut first = occurrence(&job, t, Some(t + secs(60)), Concurrency::Forbid);
+    first.executions[0].lease = Some(lease(&runner, t + secs(120)));
+    assert_eq!(materialize(store, &[first.clone()]).await, [Materialized::Created]);
+    let first_id = first.executions[0].id.clone();
+    assert_eq!(
+        execution_status(store, &workspace, &first_id).await,
+        ExecutionStatus::Running
+    );
+
+    let second = occurrence(&job, t + secs(60), Some(t + secs(120)), Concurrency::Forbid);
+    assert_eq!(materialize(store, &[second.clone()]).await, [Materialized::Skipped]);
+    let skipped = store
+        .execution(&workspace.id, &second.executions[0].id)
+        .await
+        .expect("read")
+        .expect("the skipped execution is recorded");
+    assert_eq!(skipped.status, ExecutionStatus::Skipped);
+    assert_eq!(skipped.scheduled_for, t + secs(60));
+    assert_eq!(skipped.finished_at, Some(t + secs(60)));
+    assert!(skipped.attempts.is_empty());
+
+    // `allow` does not look.
+    let third = occurrence(&job, t + secs(120), Some(t + secs(180)), Concurrency::Allow);
+    assert_eq!(materialize(store, &[third.clone()]).await, [Materialized::Created]);
+
+    // Once nothing is unfinished, `forbid` creates again.
+    assert_eq!(
+        record(
+            store,
+            &[finish(&first_id, &runner, answered(1, t, 200), ExecutionStatus::Succeeded)]
+        )
+        .await,
+        [true]
+    );
+    let queued = &third.executions[0];
+    assert_eq!(
+        execution_status(store, &workspace, &queued.id).await,
+        ExecutionStatus::Queued
+    );
+    let fourth = occurrence(&job, t + secs(180), Some(t + secs(240)), Concurrency::Forbid);
+    assert_eq!(
+        materialize(store, &[fourth.clone()]).await,
+        [Materialized::Skipped],
+        "a queued execution is unfinished too"
+    );
+    store
+        .delete_job(&workspace.id, &job.id)
+        .await
+        .expect("delete");
+
+    let calm = insert_job(store, &workspace, "calm", Some(t)).await;
+    let done = insert_execution(store, &calm, t - secs(60), Some(lease(&runner, t + secs(60)))).await;
+    assert_eq!(
+        record(
+            store,
+            &[finish(&done.id, &runner, answered(1, t, 500), ExecutionStatus::Failed)]
+        )
+        .await,
+        [true]
+    );
+    assert_eq!(
+        materialize(store, &[occurrence(&calm, t, None, Concurrency::Forbid)]).await,
+        [Materialized::Created]
+    );
+}
+
+/// `insert_execution` creates queued or leased executions and refuses a second execution of one
+/// occurrence.
+pub async fn insert_execution_refuses_duplicates(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let t = now();
+    let job = insert_job(store, &workspace, "manual", None).await;
+    let mut manual = new_execution(&job, t, None);
+    manual.trigger = Trigger::Manual;
+    store.insert_execution(&manual).await.expect("insert");
+    let read = store
+        .execution(&workspace.id, &manual.id)
+        .await
+        .expect("read")
+        .expect("the execution exists");
+    assert_eq!(read.trigger, Trigger::Manual);
+    assert_eq!(read.status, ExecutionStatus::Queued);
+    assert_eq!(read.job_id, job.id);
+    assert_eq!(read.workspace_id, workspace.id);
+    assert_eq!(read.scheduled_for, t);
+    assert_eq!(read.started_at, None);
+    assert_eq!(read.finished_at, None);
+    assert_eq!(read.duration_ms, None);
+    assert!(read.attempts.is_empty());
+
+    let twin = new_execution(&job, t, None);
+    assert!(matches!(
+        store.insert_execution(&twin).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(store.execution(&workspace.id, &twin.id).await.expect("read"), None);
+
+    let mut replay = new_execution(&job, t + secs(1), Some(lease(&node("replay"), t + secs(60))));
+    replay.trigger = Trigger::Replay;
+    store.insert_execution(&replay).await.expect("insert");
+    let read = store
+        .execution(&workspace.id, &replay.id)
+        .await
+        .expect("read")
+        .expect("the execution exists");
+    assert_eq!(read.status, ExecutionStatus::Running, "created leased");
+    assert_eq!(read.trigger, Trigger::Replay);
+}
+
+/// `due_jobs` returns unpaused jobs due by `until`, earliest first; `earliest_next_run` knows the
+/// earliest of all.
+pub async fn due_jobs_come_in_firing_order(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let e = distant_past(1990);
+    let third = insert_job(store, &workspace, "third", Some(e + secs(3))).await;
+    let first = insert_job(store, &workspace, "first", Some(e + secs(1))).await;
+    let second = insert_job(store, &workspace, "second", Some(e + secs(2))).await;
+    let later = insert_job(store, &workspace, "later", Some(e + secs(3600))).await;
+    let never = insert_job(store, &workspace, "never", None).await;
+    let mut paused = new_job(&workspace, "paused", Some(e));
+    paused.spec.paused = true;
+    store.insert_job(&paused).await.expect("insert");
+
+    let due: Vec<_> = store
+        .due_jobs(e + secs(10), 1000)
+        .await
+        .expect("due jobs")
+        .into_iter()
+        .filter(|job| job.workspace_id == workspace.id)
+        .map(|job| job.id)
+        .collect();
+    assert_eq!(due, [first.id.clone(), second.id.clone(), third.id.clone()]);
+    assert!(store.due_jobs(e + secs(10), 1).await.expect("due jobs").len() <= 1);
+    assert_eq!(
+        store.due_jobs(e + secs(10), 1).await.expect("due jobs")[0].next_run_at,
+        Some(e + secs(1)),
+        "the earliest comes first"
+    );
+    let earliest = store
+        .earliest_next_run()
+        .await
+        .expect("earliest next run")
+        .expect("some job is scheduled");
+    assert!(earliest <= e + secs(1), "the paused job does not count");
+
+    delete_jobs(store, &workspace, &[&first, &second, &third, &later, &never, &paused]).await;
+}
+
+/// Concurrent claimers take every ready execution exactly once, oldest first, and nothing before
+/// its `run_at`.
+pub async fn claim_takes_each_execution_once(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let e = distant_past(2001);
+    let job = insert_job(store, &workspace, "popular", None).await;
+    let mut expected = BTreeSet::new();
+    for n in 0..24 {
+        expected.insert(insert_execution(store, &job, e + secs(n), None).await.id);
+    }
+    let future = insert_execution(store, &job, e + secs(7200), None).await;
+
+    let oldest = claim_own(store, &workspace, &node("first"), e + secs(3600), e + secs(60), 1).await;
+    assert_eq!(oldest.len(), 1);
+    assert_eq!(oldest[0].scheduled_for, e, "the oldest comes first");
+    assert_eq!(oldest[0].attempts_done, 0);
+    assert!(!oldest[0].interrupted);
+    assert_eq!(oldest[0].started_at, None);
+    assert_eq!(oldest[0].spec, job.spec);
+    assert_eq!(oldest[0].job_id, job.id);
+    assert_eq!(oldest[0].trigger, Trigger::Schedule);
+
+    let claimer = |name: &'static str| {
+        let workspace = &workspace;
+        async move {
+            let node_id = node(name);
+            let mut got = Vec::new();
+            for _ in 0..100 {
+                let batch =
+                    claim_own(store, workspace, &node_id, e + secs(3600), e + secs(60), 5).await;
+                if batch.is_empty() {
+                    break;
+                }
+                got.extend(batch.into_iter().map(|claimed| claimed.id));
+                tokio::task::yield_now().await;
+            }
+            got
+        }
+    };
+    let (a, b, c, d) = tokio::join!(claimer("a"), claimer("b"), claimer("c"), claimer("d"));
+    let mut claimed: Vec<String> = oldest.into_iter().map(|claimed| claimed.id).collect();
+    claimed.extend(a.into_iter().chain(b).chain(c).chain(d));
+    let unique: BTreeSet<String> = claimed.iter().cloned().collect();
+    assert_eq!(unique.len(), claimed.len(), "no execution is claimed twice");
+    assert_eq!(unique, expected, "every ready execution is claimed");
+    assert_eq!(
+        execution_status(store, &workspace, &future.id).await,
+        ExecutionStatus::Queued,
+        "nothing is claimed before its run_at"
+    );
+    for id in &expected {
+        assert_eq!(
+            execution_status(store, &workspace, id).await,
+            ExecutionStatus::Running
+        );
+    }
+    delete_jobs(store, &workspace, &[&job]).await;
+}
+
+/// A lease that ran out mid-attempt passes to the next claimer, flagged interrupted; the old
+/// holder is fenced out.
+pub async fn expired_leases_are_taken_over_and_flagged_interrupted(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let e = distant_past(2002);
+    let job = insert_job(store, &workspace, "orphan", None).await;
+    let execution = insert_execution(store, &job, e, None).await;
+    let (old, new) = (node("old"), node("new"));
+
+    let taken = claim_own(store, &workspace, &old, e + secs(30), e, 10).await;
+    assert_eq!(taken.len(), 1);
+    assert!(!taken[0].interrupted);
+    assert!(
+        claim_own(store, &workspace, &new, e + secs(60), e + secs(10), 10)
+            .await
+            .is_empty(),
+        "a live lease is respected"
+    );
+    assert!(
+        claim_own(store, &workspace, &new, e + secs(60), e + secs(30), 10)
+            .await
+            .is_empty(),
+        "a lease is live up to its last instant"
+    );
+    let taken = claim_own(store, &workspace, &new, e + secs(90), e + secs(31), 10).await;
+    assert_eq!(taken.len(), 1, "an expired lease is taken over");
+    assert_eq!(taken[0].id, execution.id);
+    assert!(taken[0].interrupted, "the cut attempt is flagged");
+    assert_eq!(taken[0].attempts_done, 0);
+
+    assert_eq!(
+        record(
+            store,
+            &[finish(&execution.id, &old, answered(1, e + secs(1), 200), ExecutionStatus::Succeeded)]
+        )
+        .await,
+        [false],
+        "the old holder is fenced out"
+    );
+    assert_eq!(
+        store.renew_leases(&old, e + secs(600)).await.expect("renew"),
+        0,
+        "the old holder renews nothing"
+    );
+    assert_eq!(
+        record(
+            store,
+            &[
+                retry(
+                    &execution.id,
+                    &new,
+                    errored(1, e + secs(1), ErrorKind::Interrupted),
+                    e + secs(32),
+                    e + secs(90)
+                ),
+                finish(&execution.id, &new, answered(2, e + secs(32), 200), ExecutionStatus::Succeeded),
+            ]
+        )
+        .await,
+        [true, true]
+    );
+    let done = store
+        .execution(&workspace.id, &execution.id)
+        .await
+        .expect("read")
+        .expect("the execution exists");
+    assert_eq!(done.status, ExecutionStatus::Succeeded);
+    assert_eq!(done.attempts.len(), 2);
+    assert_eq!(
+        done.attempts[0].error.as_ref().map(|error| error.kind),
+        Some(ErrorKind::Interrupted)
+    );
+    assert!(
+        claim_own(store, &workspace, &new, e + secs(600), e + secs(500), 10)
+            .await
+            .is_empty(),
+        "a finished execution is never claimed"
+    );
+    delete_jobs(store, &workspace, &[&job]).await;
+}
+
+/// Results from a node that does not hold the lease, out of turn, or replayed are refused one by
+/// one; accepted ones set the execution's times.
+pub async fn stale_results_are_fenced_out(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let t = now();
+    let (holder, intruder) = (node("holder"), node("intruder"));
+    let job = insert_job(store, &workspace, "fenced", None).await;
+    let execution = insert_execution(store, &job, t, Some(lease(&holder, t + secs(60)))).await;
+    let id = execution.id.as_str();
+    let first = answered(1, t + secs(1), 503);
+    let outcomes = record(
+        store,
+        &[
+            finish(id, &intruder, answered(1, t, 200), ExecutionStatus::Succeeded),
+            finish(id, &holder, answered(2, t, 200), ExecutionStatus::Succeeded),
+            retry(id, &holder, first.clone(), t + secs(5), t + secs(60)),
+            retry(id, &holder, first.clone(), t + secs(5), t + secs(60)),
+        ],
+    )
+    .await;
+    assert_eq!(outcomes, [false, false, true, false]);
+    let second = answered(2, t + secs(5), 200);
+    assert_eq!(
+        record(
+            store,
+            &[finish(id, &holder, second.clone(), ExecutionStatus::Succeeded)]
+        )
+        .await,
+        [true]
+    );
+    assert_eq!(
+        record(
+            store,
+            &[finish(id, &holder, answered(3, t + secs(9), 200), ExecutionStatus::Failed)]
+        )
+        .await,
+        [false],
+        "nothing is recorded after the end"
+    );
+    let done = store
+        .execution(&workspace.id, id)
+        .await
+        .expect("read")
+        .expect("the execution exists");
+    assert_eq!(done.status, ExecutionStatus::Succeeded);
+    assert_eq!(done.attempts, [first.clone(), second.clone()]);
+    assert_eq!(done.started_at, Some(first.started_at));
+    let finished_at = second.started_at + Duration::milliseconds(second.duration_ms as i64);
+    assert_eq!(done.finished_at, Some(finished_at));
+    assert_eq!(
+        done.duration_ms,
+        Some((finished_at - first.started_at).num_milliseconds() as u64)
+    );
+}
+
+/// A retry keeps the execution leased to its node until `lease_until`: no one else claims it,
+/// its holder records the next attempt, and after the lease ends another node takes it over
+/// (not interrupted: no attempt was in flight).
+pub async fn retrying_keeps_the_lease_and_run_at(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let e = distant_past(2003);
+    let (holder, other) = (node("holder"), node("other"));
+    let job = insert_job(store, &workspace, "flaky", None).await;
+    let kept = insert_execution(store, &job, e, None).await;
+    let dropped = insert_execution(store, &job, e + secs(1), None).await;
+    assert_eq!(
+        claim_own(store, &workspace, &holder, e + secs(30), e + secs(1), 10).await.len(),
+        2
+    );
+    let first_kept = errored(1, e + secs(1), ErrorKind::Timeout);
+    assert_eq!(
+        record(
+            store,
+            &[
+                retry(&kept.id, &holder, first_kept.clone(), e + secs(10), e + secs(60)),
+                retry(
+                    &dropped.id,
+                    &holder,
+                    errored(1, e + secs(1), ErrorKind::Connect),
+                    e + secs(10),
+                    e + secs(60)
+                ),
+            ]
+        )
+        .await,
+        [true, true]
+    );
+    assert_eq!(
+        execution_status(store, &workspace, &kept.id).await,
+        ExecutionStatus::Retrying
+    );
+    assert!(
+        claim_own(store, &workspace, &other, e + secs(90), e + secs(5), 10)
+            .await
+            .is_empty(),
+        "not before run_at"
+    );
+    assert!(
+        claim_own(store, &workspace, &other, e + secs(90), e + secs(20), 10)
+            .await
+            .is_empty(),
+        "not while the holder's lease lasts"
+    );
+
+    // The holder goes on with one.
+    assert_eq!(
+        record(
+            store,
+            &[finish(&kept.id, &holder, answered(2, e + secs(10), 500), ExecutionStatus::Failed)]
+        )
+        .await,
+        [true]
+    );
+    let failed = store
+        .execution(&workspace.id, &kept.id)
+        .await
+        .expect("read")
+        .expect("the execution exists");
+    assert_eq!(failed.status, ExecutionStatus::Failed);
+    assert_eq!(failed.attempts.len(), 2);
+    assert_eq!(failed.attempts[0], first_kept);
+
+    // ... and dies before the other: after the lease, another node takes it over.
+    let taken = claim_own(store, &workspace, &other, e + secs(120), e + secs(61), 10).await;
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].id, dropped.id);
+    assert!(!taken[0].interrupted, "no attempt was in flight");
+    assert_eq!(taken[0].attempts_done, 1);
+    assert_eq!(taken[0].started_at, Some(e + secs(1)));
+    assert_eq!(
+        record(
+            store,
+            &[finish(&dropped.id, &holder, answered(2, e + secs(62), 200), ExecutionStatus::Succeeded)]
+        )
+        .await,
+        [false],
+        "the old holder is fenced out"
+    );
+    assert_eq!(
+        record(
+            store,
+            &[finish(&dropped.id, &other, answered(2, e + secs(62), 200), ExecutionStatus::Succeeded)]
+        )
+        .await,
+        [true]
+    );
+    delete_jobs(store, &workspace, &[&job]).await;
+}
+
+/// `renew_leases` extends a node's running and retrying leases, never shortens them, and leaves
+/// finished executions alone.
+pub async fn leases_are_renewed(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let e = distant_past(2004);
+    let (holder, other) = (node("holder"), node("other"));
+    let job = insert_job(store, &workspace, "long", None).await;
+    let running = insert_execution(store, &job, e, Some(lease(&holder, e + secs(10)))).await;
+    let retrying = insert_execution(store, &job, e + secs(1), Some(lease(&holder, e + secs(10)))).await;
+    assert_eq!(
+        record(
+            store,
+            &[retry(
+                &retrying.id,
+                &holder,
+                errored(1, e + secs(1), ErrorKind::Dns),
+                e + secs(100),
+                e + secs(10)
+            )]
+        )
+        .await,
+        [true]
+    );
+    assert_eq!(store.renew_leases(&holder, e + secs(60)).await.expect("renew"), 2);
+    store
+        .renew_leases(&holder, e + secs(30))
+        .await
+        .expect("renew to an earlier instant");
+    assert!(
+        claim_own(store, &workspace, &other, e + secs(600), e + secs(45), 10)
+            .await
+            .is_empty(),
+        "renewed leases hold, and are not shortened"
+    );
+    let taken = claim_own(store, &workspace, &other, e + secs(600), e + secs(101), 10).await;
+    let mut taken_ids: Vec<_> = taken.iter().map(|claimed| claimed.id.clone()).collect();
+    taken_ids.sort();
+    let mut expected = vec![running.id.clone(), retrying.id.clone()];
+    expected.sort();
+    assert_eq!(taken_ids, expected, "expired renewed leases are taken over");
+    assert_eq!(
+        store.renew_leases(&holder, e + secs(900)).await.expect("renew"),
+        0,
+        "the old holder holds nothing"
+    );
+    assert_eq!(
+        record(
+            store,
+            &[finish(&running.id, &other, answered(1, e + secs(101), 200), ExecutionStatus::Succeeded)]
+        )
+        .await,
+        [true]
+    );
+    assert_eq!(
+        store.renew_leases(&other, e + secs(900)).await.expect("renew"),
+        1,
+        "a finished execution has no lease to renew"
+    );
+    delete_jobs(store, &workspace, &[&job]).await;
+}
+
+/// A job's executions come newest first, each with its attempts in order, optionally filtered by
+/// status; `execution` reads the same.
+pub async fn executions_list_newest_first_with_attempts_and_status_filter(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let t = now();
+    let runner = node("runner");
+    let job = insert_job(store, &workspace, "history", None).await;
+    let other_job = insert_job(store, &workspace, "elsewhere", None).await;
+    let leased = || Some(lease(&runner, t + secs(600)));
+    let e0 = insert_execution(store, &job, t, leased()).await;
+    let e1 = insert_execution(store, &job, t + secs(60), leased()).await;
+    let e2 = insert_execution(store, &job, t + secs(120), leased()).await;
+    let e3 = insert_execution(store, &job, t + secs(180), None).await;
+    insert_execution(store, &other_job, t, None).await;
+
+    let e1_first = errored(1, t + secs(60), ErrorKind::Tls);
+    let e1_second = answered(2, t + secs(70), 302);
+    let outcomes = record(
+        store,
+        &[
+            finish(&e0.id, &runner, answered(1, t, 200), ExecutionStatus::Succeeded),
+            retry(&e1.id, &runner, e1_first.clone(), t + secs(70), t + secs(600)),
+            finish(&e2.id, &runner, answered(1, t + secs(120), 204), ExecutionStatus::Succeeded),
+        ],
+    )
+    .await;
+    assert_eq!(outcomes, [true, true, true]);
+    assert_eq!(
+        record(
+            store,
+            &[finish(&e1.id, &runner, e1_second.clone(), ExecutionStatus::Failed)]
+        )
+        .await,
+        [true]
+    );
+
+    let all = all_executions(store, &workspace, &job).await;
+    let ids: Vec<_> = all.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, [e3.id.as_str(), &e2.id, &e1.id, &e0.id], "newest first");
+    let counts: Vec<_> = all.iter().map(|e| e.attempts.len()).collect();
+    assert_eq!(counts, [0, 1, 2, 1]);
+    assert_eq!(all[2].attempts, [e1_first.clone(), e1_second.clone()]);
+    assert_eq!(all[0].status, ExecutionStatus::Queued);
+    assert_eq!(all[2].status, ExecutionStatus::Failed);
+    for execution in &all {
+        assert_eq!(
+            store
+                .execution(&workspace.id, &execution.id)
+                .await
+                .expect("read")
+                .as_ref(),
+            Some(execution),
+            "execution() reads what the list shows"
+        );
+    }
+
+    let by_status = |status: ExecutionStatus, limit: u32, after: Option<String>| {
+        let workspace = &workspace;
+        let job = &job;
+        async move {
+            store
+                .list_executions(
+                    &workspace.id,
+                    &job.id,
+                    &ExecutionFilter {
+                        status: Some(status),
+                    },
+                    &PageRequest { limit, after },
+                )
+                .await
+                .expect("list executions")
+        }
+    };
+    let succeeded = by_status(ExecutionStatus::Succeeded, 10, None).await;
+    let ids: Vec<_> = succeeded.items.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, [e2.id.as_str(), &e0.id]);
+    assert_eq!(succeeded.next_after, None);
+    let failed = by_status(ExecutionStatus::Failed, 10, None).await;
+    assert_eq!(failed.items.len(), 1);
+    assert_eq!(failed.items[0].attempts.len(), 2);
+    assert!(by_status(ExecutionStatus::Skipped, 10, None).await.items.is_empty());
+
+    let page = by_status(ExecutionStatus::Succeeded, 1, None).await;
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].id, e2.id);
+    let after = page.next_after.expect("another page follows");
+    let page = by_status(ExecutionStatus::Succeeded, 1, Some(after)).await;
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].id, e0.id);
+    assert_eq!(page.items[0].attempts.len(), 1);
+}
+
+/// Deleting a job deletes its executions and their attempts, and nothing else.
+pub async fn delete_cascades(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let t = now();
+    let runner = node("runner");
+    let doomed = insert_job(store, &workspace, "doomed", Some(t)).await;
+    let kept = insert_job(store, &workspace, "kept", Some(t)).await;
+    let execution = insert_execution(store, &doomed, t, Some(lease(&runner, t + secs(60)))).await;
+    assert_eq!(
+        record(
+            store,
+            &[finish(&execution.id, &runner, answered(1, t, 200), ExecutionStatus::Succeeded)]
+        )
+        .await,
+        [true]
+    );
+    let survivor = insert_execution(store, &kept, t, None).await;
+
+    assert!(store.delete_job(&workspace.id, &doomed.id).await.expect("delete"));
+    assert_eq!(store.job(&workspace.id, &doomed.id).await.expect("read"), None);
+    assert_eq!(
+        store.execution(&workspace.id, &execution.id).await.expect("read"),
+        None
+    );
+    assert!(all_executions(store, &workspace, &doomed).await.is_empty());
+    assert!(!store.delete_job(&workspace.id, &doomed.id).await.expect("delete again"));
+
+    assert!(store.job(&workspace.id, &kept.id).await.expect("read").is_some());
+    assert!(
+        store
+            .execution(&workspace.id, &survivor.id)
+            .await
+            .expect("read")
+            .is_some()
+    );
+    // The name is free again.
+    insert_job(store, &workspace, "doomed", None).await;
+}
+
+/// Rotation makes the new secret current and keeps the old one as previous.
+pub async fn signing_secret_rotation(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    assert_eq!(
+        store.workspace(&workspace.id).await.expect("read"),
+        Some(workspace.clone())
+    );
+    assert_eq!(
+        store.workspace_by_slug(&workspace.slug).await.expect("read"),
+        Some(workspace.clone())
+    );
+    let t = now();
+    let rotated = store
+        .rotate_signing_secret(&workspace.id, "whsec_second", t)
+        .await
+        .expect("rotate");
+    assert_eq!(rotated.signing_secret, "whsec_second");
+    assert_eq!(
+        rotated.previous_signing_secret.as_deref(),
+        Some(workspace.signing_secret.as_str())
+    );
+    assert_eq!(rotated.signing_secret_rotated_at, Some(t));
+    assert_eq!(rotated.slug, workspace.slug);
+    assert_eq!(
+        store.workspace(&workspace.id).await.expect("read"),
+        Some(rotated.clone())
+    );
+    let again = store
+        .rotate_signing_secret(&workspace.id, "whsec_third", t + secs(1))
+        .await
+        .expect("rotate again");
+    assert_eq!(again.signing_secret, "whsec_third");
+    assert_eq!(again.previous_signing_secret.as_deref(), Some("whsec_second"));
+    assert_eq!(again.signing_secret_rotated_at, Some(t + secs(1)));
+
+    assert!(matches!(
+        store
+            .rotate_signing_secret(&ids::new_id(ids::WORKSPACE), "whsec_x", t)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store.workspace(&ids::new_id(ids::WORKSPACE)).await.expect("read"),
+        None
+    );
+    assert_eq!(
+        store.workspace_by_slug("no-such-slug-anywhere").await.expect("read"),
+        None
+    );
+
+    let mut twin = workspace.clone();
+    twin.id = ids::new_id(ids::WORKSPACE);
+    match store.create_workspace(&twin).await {
+        Err(StoreError::Conflict { what }) => {
+            assert!(what.contains(&workspace.slug), "the conflict names the slug: {what}")
+        }
+        other => panic!("a taken slug must conflict, got {other:?}"),
+    }
+}
+
+/// API keys are found by hash; users by email, case-insensitively; both are unique.
+pub async fn api_keys_and_users(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let t = now();
+    let suffix = &workspace.id[4..];
+    let key = ApiKey {
+        id: ids::new_id(ids::API_KEY),
+        workspace_id: workspace.id.clone(),
+        name: "ci".to_owned(),
+        key_hash: format!("{suffix}{suffix}"),
+        created_at: t,
+    };
+    store.insert_api_key(&key).await.expect("insert a key");
+    assert_eq!(
+        store.api_key_by_hash(&key.key_hash).await.expect("read"),
+        Some(key.clone())
+    );
+    assert_eq!(
+        store.api_key_by_hash(&format!("{suffix}0000")).await.expect("read"),
+        None
+    );
+    let mut twin = key.clone();
+    twin.id = ids::new_id(ids::API_KEY);
+    assert!(matches!(
+        store.insert_api_key(&twin).await,
+        Err(StoreError::Conflict { .. })
+    ));
+
+    let user = User {
+        id: ids::new_id(ids::USER),
+        workspace_id: workspace.id.clone(),
+        email: format!("Ada.{suffix}@Example.COM"),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        created_at: t,
+    };
+    store.insert_user(&user).await.expect("insert a user");
+    let found = store
+        .user_by_email(&format!("ada.{suffix}@example.com"))
+        .await
+        .expect("read")
+        .expect("found case-insensitively");
+    assert_eq!(found.id, user.id);
+    assert_eq!(found.workspace_id, user.workspace_id);
+    assert!(found.email.eq_ignore_ascii_case(&user.email));
+    assert_eq!(found.password_hash, user.password_hash);
+    assert_eq!(found.created_at, t);
+    assert!(
+        store
+            .user_by_email(&format!("ADA.{suffix}@EXAMPLE.COM"))
+            .await
+            .expect("read")
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .user_by_email(&format!("bob.{suffix}@example.com"))
+            .await
+            .expect("read"),
+        None
+    );
+    let mut shouting = user.clone();
+    shouting.id = ids::new_id(ids::USER);
+    shouting.email = user.email.to_uppercase();
+    match store.insert_user(&shouting).await {
+        Err(StoreError::Conflict { what }) => assert!(
+            what.to_lowercase().contains(&user.email.to_lowercase()),
+            "the conflict names the email: {what}"
+        ),
+        other => panic!("a taken email must conflict, got {other:?}"),
+    }
+}

@@ -1,0 +1,263 @@
+//! The `Store` trait: everything cronhook keeps, in domain terms, behind one interface that each
+//! database implements (`cronhook-store-sqlite`, later `cronhook-store-postgres`).
+//!
+//! Architecture invariant: no SQL here and no database named. Every method that reads or changes
+//! a user's object takes the workspace id, so a query can never cross workspaces. Every write that
+//! reports an executor's result is fenced by the lease holder and the attempt number, so a node
+//! whose lease was taken over cannot overwrite the new holder's work.
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cronhook_core::{
+    Attempt, Concurrency, Execution, ExecutionStatus, Job, JobSpec, Trigger,
+};
+
+/// What can go wrong in a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique key would be violated: `what` names the clashing value for the user.
+    #[error("{what} already exists")]
+    Conflict { what: String },
+    /// The object does not exist (in this workspace).
+    #[error("not found")]
+    NotFound,
+    /// The database cannot be reached right now; the caller may try again later.
+    #[error("database unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Any other database failure.
+    #[error("database error")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A stored value could not be read back (a bug or a hand-edited row).
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// The result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A tenant: every job, key and user belongs to exactly one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    pub id: String,
+    pub slug: String,
+    /// The Standard Webhooks signing secret (`whsec_…`).
+    pub signing_secret: String,
+    /// The secret before the last rotation, still used to sign for 24 hours after it.
+    pub previous_signing_secret: Option<String>,
+    pub signing_secret_rotated_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An API key as stored: only the SHA-256 of the key, never the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    /// Lowercase hex SHA-256 of the whole key.
+    pub key_hash: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A dashboard user; the password is kept as an argon2id PHC string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub workspace_id: String,
+    pub email: String,
+    pub password_hash: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page request: at most `limit` items after the item whose id is `after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub after: Option<String>,
+}
+
+/// One page of a list; `next_after` is the id to pass as `after` for the next page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_after: Option<String>,
+}
+
+/// A node's claim on an execution until `until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub node_id: String,
+    pub until: DateTime<Utc>,
+}
+
+/// An execution to create. With a `lease` it is created already claimed by that node, which
+/// saves the executor a claim when the same process will run it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewExecution {
+    pub id: String,
+    pub workspace_id: String,
+    pub job_id: String,
+    pub scheduled_for: DateTime<Utc>,
+    pub trigger: Trigger,
+    /// When the first attempt may start.
+    pub run_at: DateTime<Utc>,
+    pub lease: Option<Lease>,
+}
+
+/// One due occurrence of a job, to turn into an execution while advancing the job's schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Occurrence {
+    /// The execution to create for it (`fire_all` catch-up passes several for one job; they are
+    /// all materialized or none).
+    pub executions: Vec<NewExecution>,
+    pub job_id: String,
+    /// The `next_run_at` the scheduler read; if the job's value differs now (edited, paused,
+    /// deleted, or another scheduler got there first), nothing is written.
+    pub expected_next_run_at: DateTime<Utc>,
+    /// The value `next_run_at` takes; `None` when the schedule has nothing left.
+    pub new_next_run_at: Option<DateTime<Utc>>,
+    /// The job's overlap policy: with `forbid`, an occurrence that comes while an earlier
+    /// execution of the job is unfinished is recorded as `skipped`.
+    pub concurrency: Concurrency,
+}
+
+/// What became of an occurrence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Materialized {
+    /// The executions were created (queued, or leased when a lease was given).
+    Created,
+    /// `forbid` found an unfinished execution: created as `skipped`, nothing to run.
+    Skipped,
+    /// The job changed under the scheduler, or the occurrence exists already: nothing written.
+    Superseded,
+}
+
+/// An execution handed to an executor, with what it needs to make the next attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedExecution {
+    pub id: String,
+    pub workspace_id: String,
+    pub job_id: String,
+    pub scheduled_for: DateTime<Utc>,
+    pub trigger: Trigger,
+    /// Attempts already recorded; the next attempt is number `attempts_done + 1`.
+    pub attempts_done: u32,
+    /// The previous holder's lease ran out while an attempt was in flight: the executor records
+    /// that cut attempt as `interrupted` before making the next one.
+    pub interrupted: bool,
+    pub started_at: Option<DateTime<Utc>>,
+    /// The job's spec at claim time.
+    pub spec: JobSpec,
+}
+
+/// What an executor decided after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextStep {
+    /// Try again at `run_at`; the executor keeps its lease until `lease_until`.
+    Retry {
+        run_at: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    },
+    /// Done: `status` is final (succeeded, failed or cancelled).
+    Finish { status: ExecutionStatus },
+}
+
+/// One attempt's result, to record with the execution's new state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub execution_id: String,
+    /// The node that holds the lease; a record from any other node is refused.
+    pub node_id: String,
+    pub attempt: Attempt,
+    pub next: NextStep,
+}
+
+/// Filters for listing a job's executions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecutionFilter {
+    pub status: Option<ExecutionStatus>,
+}
+
+/// Everything cronhook persists. Implementations must be safe to share between tasks and, for
+/// databases that allow it, between processes.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Succeeds when the database answers and its schema is current.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // Workspaces, keys and users.
+
+    /// Creates a workspace; `Conflict` if the slug is taken.
+    async fn create_workspace(&self, workspace: &Workspace) -> StoreResult<()>;
+    async fn workspace(&self, id: &str) -> StoreResult<Option<Workspace>>;
+    async fn workspace_by_slug(&self, slug: &str) -> StoreResult<Option<Workspace>>;
+    /// Makes `new_secret` current and the current one previous, stamped `at`.
+    async fn rotate_signing_secret(
+        &self,
+        workspace_id: &str,
+        new_secret: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Workspace>;
+    async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()>;
+    async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>>;
+    /// Creates a user; `Conflict` if the email is taken.
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+
+    // Jobs.
+
+    /// Creates a job; `Conflict` if its name is taken in the workspace.
+    async fn insert_job(&self, job: &Job) -> StoreResult<()>;
+    async fn job(&self, workspace_id: &str, id: &str) -> StoreResult<Option<Job>>;
+    /// Jobs in id (creation) order.
+    async fn list_jobs(&self, workspace_id: &str, page: &PageRequest) -> StoreResult<Page<Job>>;
+    /// Replaces a job's spec, `next_run_at` and `updated_at`; `NotFound` or `Conflict` on name.
+    async fn update_job(&self, job: &Job) -> StoreResult<()>;
+    /// Pauses a job on the target's behalf (a `410 Gone`); false when there was none.
+    async fn pause_job(&self, workspace_id: &str, id: &str, at: DateTime<Utc>) -> StoreResult<bool>;
+    /// Deletes a job and its executions; false when there was none.
+    async fn delete_job(&self, workspace_id: &str, id: &str) -> StoreResult<bool>;
+
+    // Scheduling.
+
+    /// Unpaused jobs whose `next_run_at` is at or before `until`, earliest first, across
+    /// workspaces. Read by index; never a scan of all jobs.
+    async fn due_jobs(&self, until: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Job>>;
+    /// The earliest `next_run_at` of any unpaused job, to know how long to sleep.
+    async fn earliest_next_run(&self) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Materializes occurrences: for each, in one transaction, advances the job's `next_run_at`
+    /// (only if it still equals `expected_next_run_at`) and creates its executions (unique per
+    /// job and scheduled instant). Returns one outcome per occurrence, in order.
+    async fn materialize(&self, occurrences: &[Occurrence]) -> StoreResult<Vec<Materialized>>;
+
+    // Executions.
+
+    /// Creates one execution outside the schedule (run now, replay).
+    async fn insert_execution(&self, execution: &NewExecution) -> StoreResult<()>;
+    /// Claims up to `limit` executions that are ready (queued or retrying with `run_at` ≤ `now`
+    /// and no live lease) or orphaned (a lease that ran out before `now`), leasing them to
+    /// `lease.node_id` until `lease.until` and marking them running.
+    async fn claim_executions(
+        &self,
+        lease: &Lease,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedExecution>>;
+    /// Records attempts with their executions' next state. A record whose node no longer holds
+    /// the lease, or whose attempt number is not the next one, is refused: `false` at its index.
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<Vec<bool>>;
+    /// Extends every running or retrying lease held by `node_id` to at least `until`.
+    async fn renew_leases(&self, node_id: &str, until: DateTime<Utc>) -> StoreResult<u64>;
+    async fn execution(&self, workspace_id: &str, id: &str) -> StoreResult<Option<Execution>>;
+    /// A job's executions, newest first, with their attempts.
+    async fn list_executions(
+        &self,
+        workspace_id: &str,
+        job_id: &str,
+        filter: &ExecutionFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Execution>>;
+}

@@ -1,0 +1,155 @@
+//! Executions: a job's history, one execution, and replay; plus how run-now and replay start a
+//! new execution (leased to this process's executor when it has one, queued otherwise).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cronhook_core::{Execution, ExecutionStatus, Job, Trigger, ids};
+use cronhook_store::{ClaimedExecution, ExecutionFilter, Lease, NewExecution};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{IdPath, Params, list_body, page_request};
+use crate::jobs::{load_job, now_ms};
+use crate::render;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/jobs/{id}/executions", get(list_executions))
+        .route("/api/v1/executions/{id}", get(get_execution))
+        .route("/api/v1/executions/{id}/replay", post(replay_execution))
+}
+
+/// Creates an execution of `job` for now, outside its schedule, and hands it to the local
+/// executor when there is one. Returns it as created: queued, with no attempts.
+pub(crate) async fn start_execution(
+    state: &AppState,
+    job: &Job,
+    trigger: Trigger,
+) -> Result<Execution, ApiError> {
+    let now = now_ms();
+    let lease = state.executor.as_ref().map(|executor| Lease {
+        node_id: executor.node_id().to_owned(),
+        until: now
+            + chrono::Duration::from_std(executor.lease_duration())
+                .unwrap_or(chrono::Duration::minutes(5)),
+    });
+    let new = NewExecution {
+        id: ids::new_id(ids::EXECUTION),
+        workspace_id: job.workspace_id.clone(),
+        job_id: job.id.clone(),
+        scheduled_for: now,
+        trigger,
+        run_at: now,
+        lease,
+    };
+    state.store.insert_execution(&new).await?;
+    if let Some(executor) = &state.executor {
+        executor.submit(ClaimedExecution {
+            id: new.id.clone(),
+            workspace_id: new.workspace_id.clone(),
+            job_id: new.job_id.clone(),
+            scheduled_for: new.scheduled_for,
+            trigger,
+            attempts_done: 0,
+            interrupted: false,
+            started_at: None,
+            spec: job.spec.clone(),
+        });
+    }
+    Ok(Execution {
+        id: new.id,
+        workspace_id: new.workspace_id,
+        job_id: new.job_id,
+        scheduled_for: new.scheduled_for,
+        trigger,
+        status: ExecutionStatus::Queued,
+        started_at: None,
+        finished_at: None,
+        duration_ms: None,
+        attempts: Vec::new(),
+    })
+}
+
+fn parse_status(text: &str) -> Result<ExecutionStatus, ApiError> {
+    serde_json::from_value(Value::String(text.to_owned())).map_err(|_| {
+        ApiError::bad_parameter(
+            "status",
+            format!(
+                "`{text}` is not an execution status; use one of queued, running, retrying, succeeded, failed, skipped, cancelled"
+            ),
+        )
+    })
+}
+
+async fn list_executions(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(job_id): IdPath,
+    params: Params,
+) -> Result<Json<Value>, ApiError> {
+    let page = page_request(&params)?;
+    let filter = ExecutionFilter {
+        status: params.get("status").map(parse_status).transpose()?,
+    };
+    let job = load_job(&state, &caller, &job_id).await?;
+    let executions = state
+        .store
+        .list_executions(&caller.workspace_id, &job.id, &filter, &page)
+        .await?;
+    let data = executions.items.iter().map(render::execution).collect();
+    Ok(Json(list_body(data, executions.next_after.as_deref())))
+}
+
+async fn load_execution(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Execution, ApiError> {
+    let not_found = || ApiError::not_found(format!("no execution `{id}` in this workspace"));
+    if !ids::has_prefix(id, ids::EXECUTION) {
+        return Err(not_found());
+    }
+    state
+        .store
+        .execution(&caller.workspace_id, id)
+        .await?
+        .ok_or_else(not_found)
+}
+
+async fn get_execution(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<Value>, ApiError> {
+    let execution = load_execution(&state, &caller, &id).await?;
+    Ok(Json(render::execution(&execution)))
+}
+
+async fn replay_execution(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<impl IntoResponse, ApiError> {
+    let original = load_execution(&state, &caller, &id).await?;
+    let job = load_job(&state, &caller, &original.job_id).await?;
+    let execution = start_execution(&state, &job, Trigger::Replay).await?;
+    Ok((StatusCode::ACCEPTED, Json(render::execution(&execution))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_filters_parse_or_name_the_parameter() {
+        assert_eq!(parse_status("failed").ok(), Some(ExecutionStatus::Failed));
+        let error = parse_status("broken").expect_err("refused");
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(error.body()["field"], "status");
+    }
+}

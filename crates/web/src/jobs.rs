@@ -1,0 +1,319 @@
+//! `/api/v1/jobs`: create, list, read, change (JSON merge patch), delete, run now, pause, resume.
+//!
+//! Every change is validated as a whole before anything is written, and notifies the scheduler.
+//! Editing a job never fires it: `next_run_at` is recomputed from now when the schedule or the
+//! paused flag changes, and kept otherwise.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, SubsecRound, Utc};
+use cronhook_core::validate::validate_job;
+use cronhook_core::{CompiledSchedule, Job, JobSpec, Trigger, ids, secrets};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::executions::start_execution;
+use crate::extract::{IdPath, JsonBody, Params, from_json, list_body, page_request};
+use crate::render::{self, JOB_READ_ONLY_FIELDS};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/jobs", post(create_job).get(list_jobs))
+        .route(
+            "/api/v1/jobs/{id}",
+            get(get_job).patch(patch_job).delete(delete_job),
+        )
+        .route("/api/v1/jobs/{id}/run", post(run_job))
+        .route("/api/v1/jobs/{id}/pause", post(pause_job))
+        .route("/api/v1/jobs/{id}/resume", post(resume_job))
+}
+
+/// Now, at the millisecond precision the store keeps.
+pub(crate) fn now_ms() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
+}
+
+/// The job `id` in the caller's workspace, or 404.
+pub(crate) async fn load_job(state: &AppState, caller: &Caller, id: &str) -> Result<Job, ApiError> {
+    let not_found = || ApiError::not_found(format!("no job `{id}` in this workspace"));
+    if !ids::has_prefix(id, ids::JOB) {
+        return Err(not_found());
+    }
+    state
+        .store
+        .job(&caller.workspace_id, id)
+        .await?
+        .ok_or_else(not_found)
+}
+
+/// Removes the read-only fields a client may have copied from a job it read.
+fn strip_read_only(body: &mut Value) -> Result<(), ApiError> {
+    let Value::Object(fields) = body else {
+        return Err(ApiError::invalid("", "the request body must be a JSON object"));
+    };
+    for field in JOB_READ_ONLY_FIELDS {
+        fields.remove(field);
+    }
+    Ok(())
+}
+
+/// Refuses a one-off schedule whose instant is not in the future.
+fn require_future(schedule: &CompiledSchedule, now: DateTime<Utc>) -> Result<(), ApiError> {
+    if schedule.is_one_off() && schedule.next_after(now).is_none() {
+        return Err(ApiError::invalid(
+            "schedule.at",
+            "must be in the future (a one-off time that has passed would never fire)",
+        ));
+    }
+    Ok(())
+}
+
+fn compile_stored(job: &Job) -> Result<CompiledSchedule, ApiError> {
+    CompiledSchedule::compile(&job.spec.schedule, &job.id, job.created_at).map_err(|error| {
+        ApiError::internal(format!(
+            "stored job {} has an invalid schedule: {}: {}",
+            job.id, error.field, error.message
+        ))
+    })
+}
+
+async fn create_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(mut body): JsonBody,
+) -> Result<impl IntoResponse, ApiError> {
+    strip_read_only(&mut body)?;
+    let spec: JobSpec = from_json(body)?;
+    let id = ids::new_id(ids::JOB);
+    let now = now_ms();
+    let schedule = validate_job(&spec, &id, now, &state.targets)?;
+    require_future(&schedule, now)?;
+    let next_run_at = if spec.paused {
+        None
+    } else {
+        schedule.next_after(now)
+    };
+    let job = Job {
+        id,
+        workspace_id: caller.workspace_id,
+        spec,
+        next_run_at,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.insert_job(&job).await?;
+    notify(&state);
+    Ok((StatusCode::CREATED, Json(render::job(&job))))
+}
+
+async fn list_jobs(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> Result<Json<Value>, ApiError> {
+    let page = page_request(&params)?;
+    let jobs = state.store.list_jobs(&caller.workspace_id, &page).await?;
+    let data = jobs.items.iter().map(render::job).collect();
+    Ok(Json(list_body(data, jobs.next_after.as_deref())))
+}
+
+async fn get_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<Value>, ApiError> {
+    let job = load_job(&state, &caller, &id).await?;
+    Ok(Json(render::job(&job)))
+}
+
+/// Puts back stored secrets where the patched spec holds their masked form, and refuses a masked
+/// value that stands for no stored secret (the client would otherwise save `••••` as the value).
+fn restore_masked_headers(patched: &mut Value, stored: &JobSpec) -> Result<(), ApiError> {
+    let Some(Value::Object(headers)) = patched
+        .get_mut("request")
+        .and_then(|request| request.get_mut("headers"))
+    else {
+        return Ok(());
+    };
+    for (name, value) in headers.iter_mut() {
+        let Value::String(sent) = value else { continue };
+        if !sent.starts_with(secrets::MASK) {
+            continue;
+        }
+        let stored_value = stored.request.headers.get(name).or_else(|| {
+            stored
+                .request
+                .headers
+                .iter()
+                .find(|(stored_name, _)| stored_name.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value)
+        });
+        match stored_value {
+            Some(stored_value) if secrets::is_masked_form_of(sent, stored_value) => {
+                *sent = stored_value.clone();
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    format!("request.headers.{name}"),
+                    "is a masked value that does not match the stored secret; send the real value, or the masked value exactly as the API showed it",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn patch_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    JsonBody(mut patch): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let job = load_job(&state, &caller, &id).await?;
+    strip_read_only(&mut patch)?;
+    let mut patched = serde_json::to_value(&job.spec).map_err(ApiError::internal)?;
+    crate::merge_patch::merge_patch(&mut patched, &patch);
+    restore_masked_headers(&mut patched, &job.spec)?;
+    let spec: JobSpec = from_json(patched)?;
+    let schedule = validate_job(&spec, &job.id, job.created_at, &state.targets)?;
+
+    let now = now_ms();
+    let schedule_changed = serde_json::to_value(&spec.schedule).ok()
+        != serde_json::to_value(&job.spec.schedule).ok();
+    let paused_changed = spec.paused != job.spec.paused;
+    if schedule_changed {
+        require_future(&schedule, now)?;
+    }
+    let next_run_at = if spec.paused {
+        None
+    } else if schedule_changed || paused_changed {
+        schedule.next_after(now)
+    } else {
+        job.next_run_at
+    };
+    let updated = Job {
+        spec,
+        next_run_at,
+        updated_at: now,
+        ..job
+    };
+    state.store.update_job(&updated).await?;
+    notify(&state);
+    Ok(Json(render::job(&updated)))
+}
+
+async fn delete_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<StatusCode, ApiError> {
+    let not_found = || ApiError::not_found(format!("no job `{id}` in this workspace"));
+    if !ids::has_prefix(&id, ids::JOB) {
+        return Err(not_found());
+    }
+    if !state.store.delete_job(&caller.workspace_id, &id).await? {
+        return Err(not_found());
+    }
+    notify(&state);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn run_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<impl IntoResponse, ApiError> {
+    let job = load_job(&state, &caller, &id).await?;
+    let execution = start_execution(&state, &job, Trigger::Manual).await?;
+    Ok((StatusCode::ACCEPTED, Json(render::execution(&execution))))
+}
+
+async fn pause_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<Value>, ApiError> {
+    let job = load_job(&state, &caller, &id).await?;
+    if job.spec.paused {
+        return Ok(Json(render::job(&job)));
+    }
+    let mut job = job;
+    job.spec.paused = true;
+    job.next_run_at = None;
+    job.updated_at = now_ms();
+    state.store.update_job(&job).await?;
+    notify(&state);
+    Ok(Json(render::job(&job)))
+}
+
+async fn resume_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<Value>, ApiError> {
+    let job = load_job(&state, &caller, &id).await?;
+    // Resuming a running job changes nothing: recomputing could drop a due occurrence.
+    if !job.spec.paused {
+        return Ok(Json(render::job(&job)));
+    }
+    let schedule = compile_stored(&job)?;
+    let now = now_ms();
+    let mut job = job;
+    job.spec.paused = false;
+    job.next_run_at = schedule.next_after(now);
+    job.updated_at = now;
+    state.store.update_job(&job).await?;
+    notify(&state);
+    Ok(Json(render::job(&job)))
+}
+
+/// Tells the scheduler that jobs changed, so it re-reads what is due.
+fn notify(state: &AppState) {
+    // `notify_one` stores a permit when the scheduler is not waiting at this instant, so a change
+    // made while it is busy is not lost.
+    state.jobs_changed.notify_one();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stored() -> JobSpec {
+        serde_json::from_value(json!({
+            "name": "n",
+            "schedule": {"cron": "0 3 * * *"},
+            "request": {
+                "url": "https://example.com/",
+                "headers": {"Authorization": "Bearer abcdefgh1234"}
+            }
+        }))
+        .expect("spec parses")
+    }
+
+    #[test]
+    fn a_masked_header_sent_back_keeps_the_stored_secret() {
+        let mut patched = json!({"request": {"headers": {"authorization": "••••1234"}}});
+        restore_masked_headers(&mut patched, &stored()).expect("restored");
+        assert_eq!(
+            patched["request"]["headers"]["authorization"],
+            "Bearer abcdefgh1234"
+        );
+    }
+
+    #[test]
+    fn a_new_value_replaces_the_secret_and_a_foreign_mask_is_refused() {
+        let mut patched = json!({"request": {"headers": {"Authorization": "Bearer new"}}});
+        restore_masked_headers(&mut patched, &stored()).expect("kept");
+        assert_eq!(patched["request"]["headers"]["Authorization"], "Bearer new");
+
+        let mut wrong = json!({"request": {"headers": {"Authorization": "••••9999"}}});
+        let error = restore_masked_headers(&mut wrong, &stored()).expect_err("refused");
+        assert_eq!(error.body()["field"], "request.headers.Authorization");
+    }
+}
