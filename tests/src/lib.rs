@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,12 +22,12 @@ pub fn cronhook_binary() -> PathBuf {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/e2e-… → target/<profile>/cronhook
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable lives in target/<profile>/deps");
-    let binary = profile_dir.join("cronhook");
+    // Tests live in target/<profile>/deps/, tools in target/<profile>/; the binary beside either.
+    let mut dir = exe.parent().expect("executable has a directory");
+    if dir.ends_with("deps") {
+        dir = dir.parent().unwrap_or(dir);
+    }
+    let binary = dir.join("cronhook");
     assert!(
         binary.exists(),
         "{} does not exist: build it first with `cargo build -p cronhook` (the README's test command does)",
@@ -103,7 +103,11 @@ impl Cronhook {
 
     async fn spawn(&mut self) {
         for _ in 0..5 {
-            let port = if self.port == 0 { free_port() } else { self.port };
+            let port = if self.port == 0 {
+                free_port()
+            } else {
+                self.port
+            };
             let log = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -197,10 +201,10 @@ impl Cronhook {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn cronhook CLI");
-        if let Some(mut input) = child.stdin.take() {
-            if let Some(text) = stdin {
-                input.write_all(text.as_bytes()).expect("write stdin");
-            }
+        if let Some(mut input) = child.stdin.take()
+            && let Some(text) = stdin
+        {
+            input.write_all(text.as_bytes()).expect("write stdin");
         }
         let output = child.wait_with_output().expect("CLI finishes");
         (
@@ -215,7 +219,10 @@ impl Cronhook {
         let (ok, stdout, stderr) = self.cli(&["keys", "create", "--workspace", workspace], None);
         assert!(ok, "keys create failed: {stderr}");
         let key = stdout.trim().to_owned();
-        assert!(!key.is_empty() && !key.contains('\n'), "one key on stdout: {stdout:?}");
+        assert!(
+            !key.is_empty() && !key.contains('\n'),
+            "one key on stdout: {stdout:?}"
+        );
         Api {
             base_url: self.base_url.clone(),
             key,
@@ -263,7 +270,13 @@ impl Api {
     }
 
     /// Sends a raw body with a content type.
-    pub async fn call_raw(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> Reply {
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Reply {
         let request = self
             .http
             .request(
@@ -303,7 +316,11 @@ impl Api {
     /// A job's executions (newest first, first page of up to 500).
     pub async fn executions(&self, job_id: &str) -> Vec<Value> {
         let reply = self
-            .call("GET", &format!("/api/v1/jobs/{job_id}/executions?limit=500"), None)
+            .call(
+                "GET",
+                &format!("/api/v1/jobs/{job_id}/executions?limit=500"),
+                None,
+            )
             .await;
         assert_eq!(reply.status, 200, "list executions: {:?}", reply.body);
         reply.body["data"].as_array().cloned().unwrap_or_default()
@@ -318,7 +335,10 @@ impl Api {
                 .await;
             assert_eq!(reply.status, 200, "get execution: {:?}", reply.body);
             let status = reply.body["status"].as_str().unwrap_or_default().to_owned();
-            if matches!(status.as_str(), "succeeded" | "failed" | "skipped" | "cancelled") {
+            if matches!(
+                status.as_str(),
+                "succeeded" | "failed" | "skipped" | "cancelled"
+            ) {
                 return reply.body;
             }
             assert!(
@@ -449,7 +469,12 @@ async fn record(
             path: path.clone(),
             headers: headers
                 .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        v.to_str().unwrap_or_default().to_owned(),
+                    )
+                })
                 .collect(),
             body: body.to_vec(),
             at,
@@ -476,7 +501,13 @@ async fn record(
 }
 
 /// Verifies a Standard Webhooks signature header against `secret` (`whsec_…`).
-pub fn signature_is_valid(secret: &str, id: &str, timestamp: &str, body: &[u8], header: &str) -> bool {
+pub fn signature_is_valid(
+    secret: &str,
+    id: &str,
+    timestamp: &str,
+    body: &[u8],
+    header: &str,
+) -> bool {
     use base64::Engine as _;
     use hmac::Mac as _;
     let engine = base64::engine::general_purpose::STANDARD;
@@ -502,7 +533,11 @@ pub fn install_crypto_provider() {
 
 /// Parses an RFC 3339 instant from a JSON value.
 pub fn instant(value: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(value.as_str().unwrap_or_else(|| panic!("not a timestamp: {value}")))
-        .unwrap_or_else(|e| panic!("not RFC 3339 ({e}): {value}"))
-        .with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(
+        value
+            .as_str()
+            .unwrap_or_else(|| panic!("not a timestamp: {value}")),
+    )
+    .unwrap_or_else(|e| panic!("not RFC 3339 ({e}): {value}"))
+    .with_timezone(&Utc)
 }

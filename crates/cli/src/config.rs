@@ -163,7 +163,10 @@ pub async fn open_store(options: &GlobalOptions) -> anyhow::Result<Arc<dyn Store
             "DATABASE_URL: PostgreSQL is not supported by this build yet; use sqlite://path/to/cronhook.db"
         );
     }
-    bail!("DATABASE_URL: `{}` must start with sqlite:// or postgres://", redact(url))
+    bail!(
+        "DATABASE_URL: `{}` must start with sqlite:// or postgres://",
+        redact(url)
+    )
 }
 
 /// Creates the directory of a SQLite file path, so a fresh machine needs no set-up.

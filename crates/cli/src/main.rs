@@ -16,7 +16,10 @@ use cronhook_store::{ApiKey, Store, User, Workspace};
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     config::init_tracing(&cli.global);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             tracing::error!(%error, "could not start the async runtime");

@@ -46,11 +46,13 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
     };
 
     if has(Role::Scheduler) {
-        let local_executor = executor.clone().map(|handle| cronhook_scheduler::LocalExecutor {
-            node_id: node_id.clone(),
-            lease,
-            submit: Arc::new(move |execution| handle.submit(execution)),
-        });
+        let local_executor = executor
+            .clone()
+            .map(|handle| cronhook_scheduler::LocalExecutor {
+                node_id: node_id.clone(),
+                lease,
+                submit: Arc::new(move |execution| handle.submit(execution)),
+            });
         let scheduler = cronhook_scheduler::Scheduler::new(
             Arc::clone(&store),
             cronhook_scheduler::SchedulerConfig {
@@ -72,7 +74,9 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
             .with_context(|| format!("--listen: cannot listen on {}", options.listen))?;
-        let address = listener.local_addr().context("reading the listening address")?;
+        let address = listener
+            .local_addr()
+            .context("reading the listening address")?;
         tracing::info!(%address, node_id, roles = ?options.role, "cronhook is listening");
         let app = cronhook_web::app(state);
         let stop = shutdown.clone();
@@ -96,7 +100,9 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
     })
     .await;
     if drained.is_err() {
-        tracing::warn!("some work did not finish in time; its leases will expire and another run takes it over");
+        tracing::warn!(
+            "some work did not finish in time; its leases will expire and another run takes it over"
+        );
     }
     Ok(())
 }

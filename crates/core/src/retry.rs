@@ -46,8 +46,7 @@ pub fn retry_delay(
     let doublings = failed_attempt.saturating_sub(1).min(63);
     let exponential = policy
         .initial_delay_ms
-        .checked_mul(1u64 << doublings)
-        .unwrap_or(u64::MAX)
+        .saturating_mul(1u64 << doublings)
         .min(policy.max_delay_ms);
     let millis = if policy.jitter {
         let fraction = unit_random.clamp(0.0, 1.0);

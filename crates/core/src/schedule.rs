@@ -17,7 +17,7 @@
 //! (seconds, minutes and hours must each be one value), so e.g. `0,30 2 * * *` would be skipped
 //! on a spring-forward day and run twice on a fall-back day.
 
-use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, Datelike, LocalResult, NaiveDateTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
@@ -260,14 +260,12 @@ impl CompiledSchedule {
 }
 
 fn parse_timezone(name: &str) -> Result<Tz, ScheduleError> {
-    name.trim()
-        .parse::<Tz>()
-        .map_err(|_| ScheduleError {
-            field: FIELD_TIMEZONE,
-            message: format!(
-                "unknown time zone {name:?} (expected an IANA name such as \"Europe/Berlin\")"
-            ),
-        })
+    name.trim().parse::<Tz>().map_err(|_| ScheduleError {
+        field: FIELD_TIMEZONE,
+        message: format!(
+            "unknown time zone {name:?} (expected an IANA name such as \"Europe/Berlin\")"
+        ),
+    })
 }
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
@@ -289,7 +287,11 @@ fn max_instant() -> DateTime<Utc> {
     DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-fn next_every(anchor: DateTime<Utc>, interval_secs: u64, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+fn next_every(
+    anchor: DateTime<Utc>,
+    interval_secs: u64,
+    after: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     const NANOS: i128 = 1_000_000_000;
     let nanos_of = |t: DateTime<Utc>| {
         i128::from(t.timestamp()) * NANOS + i128::from(t.timestamp_subsec_nanos())
@@ -530,10 +532,10 @@ fn describe_interval(secs: u64) -> String {
             format!("{n} {name}s")
         }
     };
-    let parts: Vec<String> = if secs % 86_400 == 0 {
+    let parts: Vec<String> = if secs.is_multiple_of(86_400) {
         vec![unit(secs / 86_400, "day")]
     } else if secs < 3600 {
-        if secs % 60 == 0 {
+        if secs.is_multiple_of(60) {
             vec![unit(secs / 60, "minute")]
         } else {
             vec![unit(secs, "second")]
@@ -646,6 +648,10 @@ struct Field {
     items: Vec<Item>,
     /// Normalised text for croner.
     text: String,
+    /// The same field for croner's describe(), which misreads steps other than a lone `*/n`
+    /// in a time field (`0-30/10` as "every 10 minutes", month `1-3/2` as "every 2 months"):
+    /// those are written out as lists.
+    describe_text: String,
 }
 
 impl Field {
@@ -659,6 +665,7 @@ impl Field {
                 step: 1,
             }],
             text: "0".into(),
+            describe_text: "0".into(),
         }
     }
 
@@ -727,8 +734,7 @@ fn parse_expression(text: &str, job_id: &str) -> Result<ParsedExpression, String
 
     if !can_ever_fire(&days, &months, &weekdays) {
         return Err(
-            "the expression can never fire: no month it names has the day of month it names"
-                .into(),
+            "the expression can never fire: no month it names has the day of month it names".into(),
         );
     }
 
@@ -791,6 +797,7 @@ fn parse_field(kind: FieldKind, raw: &str, job_id: &str) -> Result<Field, String
                 step: 1,
             }],
             text: "*".into(),
+            describe_text: "*".into(),
         });
     }
     let context = |message: String| format!("{} field {raw:?}: {message}", kind.name());
@@ -799,16 +806,41 @@ fn parse_field(kind: FieldKind, raw: &str, job_id: &str) -> Result<Field, String
         stepped: false,
         items: Vec::new(),
         text: String::new(),
+        describe_text: String::new(),
     };
+    let mut texts = Vec::new();
     for part in upper.split(',') {
         let (item, text, stepped) = parse_item(kind, part, job_id).map_err(context)?;
-        if !field.text.is_empty() {
-            field.text.push(',');
-        }
-        field.text.push_str(&text);
+        texts.push(text);
         field.items.push(item);
         field.stepped |= stepped;
     }
+    field.text = texts.join(",");
+    let time_field = matches!(
+        kind,
+        FieldKind::Second | FieldKind::Minute | FieldKind::Hour
+    );
+    let lone = field.items.len() == 1;
+    field.describe_text = field
+        .items
+        .iter()
+        .zip(&texts)
+        .map(|(item, text)| match *item {
+            Item::Values { start, end, step } if step > 1 => {
+                if time_field && lone && start == lo && end == hi {
+                    format!("*/{step}")
+                } else {
+                    (start..=end)
+                        .step_by(step as usize)
+                        .map(|value| value_text(kind, value))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }
+            }
+            _ => text.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(",");
     if field.items.contains(&Item::LastDay) && field.items.contains(&Item::LastWeekday) {
         return Err(context("\"L\" and \"LW\" cannot be combined".into()));
     }
@@ -843,7 +875,11 @@ fn parse_item(kind: FieldKind, part: &str, job_id: &str) -> Result<(Item, String
                 (parse_value(kind, base, false)?, end)
             }
         };
-        return Ok((values(start, end, step), format!("{start}-{end}/{step}"), true));
+        return Ok((
+            values(start, end, step),
+            format!("{start}-{end}/{step}"),
+            true,
+        ));
     }
 
     match kind {
@@ -1022,7 +1058,11 @@ fn parse_value(kind: FieldKind, token: &str, range_end: bool) -> Result<u32, Str
         Some(0) if kind == FieldKind::DayOfWeek && range_end => Ok(7),
         Some(index) => {
             let index = u32::try_from(index).unwrap_or(0);
-            Ok(if kind == FieldKind::Month { index + 1 } else { index })
+            Ok(if kind == FieldKind::Month {
+                index + 1
+            } else {
+                index
+            })
         }
         None if names.is_empty() => Err(format!("{token:?} is not a number")),
         None => Err(format!("unknown name {token:?}")),
@@ -1036,7 +1076,9 @@ fn parse_step(kind: FieldKind, text: &str) -> Result<u32, String> {
         None => Err(format!("the step {text:?} is not a number")),
         Some(Ok(0)) => Err("the step must be at least 1".into()),
         Some(Ok(step)) if step <= u64::from(max) => Ok(u32::try_from(step).unwrap_or(1)),
-        Some(_) => Err(format!("the step {text} is larger than the field ({max} values)")),
+        Some(_) => Err(format!(
+            "the step {text} is larger than the field ({max} values)"
+        )),
     }
 }
 
@@ -1084,7 +1126,10 @@ fn describe_time(seconds: &Field, minutes: &Field, hours: &Field) -> String {
             .collect();
         return format!("At {}", join_and(&times));
     }
-    let pattern = format!("{} {} {} * * *", seconds.text, minutes.text, hours.text);
+    let pattern = format!(
+        "{} {} {} * * *",
+        seconds.describe_text, minutes.describe_text, hours.describe_text
+    );
     let Some(text) = croner_describe(&pattern) else {
         return format!("On cron schedule \"{pattern}\"");
     };
@@ -1101,9 +1146,15 @@ fn describe_days(days: &Field, months: &Field, weekdays: &Field) -> String {
     if days.star && months.star && weekdays.star {
         return String::new();
     }
-    let pattern = format!("0 0 0 {} {} {}", days.text, months.text, weekdays.text);
+    let pattern = format!(
+        "0 0 0 {} {} {}",
+        days.describe_text, months.describe_text, weekdays.describe_text
+    );
     let Some(text) = croner_describe(&pattern) else {
-        return format!("on days \"{} {} {}\"", days.text, months.text, weekdays.text);
+        return format!(
+            "on days \"{} {} {}\"",
+            days.text, months.text, weekdays.text
+        );
     };
     let text = text.strip_prefix("At 00:00").unwrap_or(&text);
     let mut text = text.trim_start_matches(", ").to_owned();
@@ -1153,6 +1204,8 @@ mod tests {
     use super::*;
 
     use std::time::Instant;
+
+    use chrono::NaiveDate;
 
     use proptest::prelude::*;
 
@@ -1212,7 +1265,11 @@ mod tests {
         ];
         for (expr, expected) in table {
             let schedule = compile(expr, "UTC");
-            assert_eq!(schedule.next_after(utc(from)), Some(utc(expected)), "{expr}");
+            assert_eq!(
+                schedule.next_after(utc(from)),
+                Some(utc(expected)),
+                "{expr}"
+            );
         }
         assert!(cron_in("@fortnightly", "UTC").is_err());
         assert_eq!(
@@ -1309,7 +1366,11 @@ mod tests {
         assert_eq!(minute_of("alpha"), minute_of("alpha"));
         let minutes: std::collections::BTreeSet<u32> =
             (0..1000).map(|i| minute_of(&format!("job-{i}"))).collect();
-        assert!(minutes.len() >= 40, "only {} distinct minutes", minutes.len());
+        assert!(
+            minutes.len() >= 40,
+            "only {} distinct minutes",
+            minutes.len()
+        );
 
         let resolved = |expr: &str, id: &str| {
             CompiledSchedule::compile(
@@ -1326,7 +1387,9 @@ mod tests {
             .to_owned()
         };
         // Different fields draw different values; the same id always draws the same.
-        let hh: Vec<String> = (0..20).map(|i| resolved("H H * * *", &i.to_string())).collect();
+        let hh: Vec<String> = (0..20)
+            .map(|i| resolved("H H * * *", &i.to_string()))
+            .collect();
         assert!(hh.iter().any(|e| {
             let f: Vec<&str> = e.split(' ').collect();
             f[0] != f[1]
@@ -1338,7 +1401,10 @@ mod tests {
             let f: Vec<&str> = e.split(' ').collect();
             let start: u32 = f[0].split('-').next().unwrap().parse().unwrap();
             assert!(start < 15, "{e}");
-            assert!(f[0] == start.to_string() || f[0] == format!("{start}-59/15"), "{e}");
+            assert!(
+                f[0] == start.to_string() || f[0] == format!("{start}-59/15"),
+                "{e}"
+            );
             let hour: u32 = f[1].parse().unwrap();
             assert!((9..=17).contains(&hour), "{e}");
             let day: u32 = f[2].parse().unwrap();
@@ -1350,7 +1416,11 @@ mod tests {
         let s = compile("H/15 * * * *", "UTC");
         let times = s.upcoming(utc("2026-01-01T00:00:00Z"), 4);
         assert_eq!(times.len(), 4);
-        assert!(times.windows(2).all(|w| w[1] - w[0] == TimeDelta::minutes(15)));
+        assert!(
+            times
+                .windows(2)
+                .all(|w| w[1] - w[0] == TimeDelta::minutes(15))
+        );
         assert!(cron_in("H(30-10) * * * *", "UTC").is_err());
         assert!(cron_in("H(0-60) * * * *", "UTC").is_err());
         assert!(cron_in("H/0 * * * *", "UTC").is_err());
@@ -1589,7 +1659,10 @@ mod tests {
             compile("* * * * * *", "UTC").next_after(utc("9999-12-31T23:59:58Z")),
             Some(utc("9999-12-31T23:59:59Z"))
         );
-        assert_eq!(compile("* * * * * *", "UTC").next_after(DateTime::<Utc>::MAX_UTC), None);
+        assert_eq!(
+            compile("* * * * * *", "UTC").next_after(DateTime::<Utc>::MAX_UTC),
+            None
+        );
         assert_eq!(
             compile("0 0 1 1 *", "America/New_York").next_after(DateTime::<Utc>::MIN_UTC),
             Some(utc("0001-01-01T04:56:02Z")) // New York's local mean time
@@ -1662,8 +1735,16 @@ mod tests {
         let table = [
             ("0 3 * * *", "UTC", "At 03:00, every day"),
             ("0 3 * * 1-5", "UTC", "At 03:00, Monday through Friday"),
-            ("0 3 * * MON-FRI", "Europe/Berlin", "At 03:00, Monday through Friday (Europe/Berlin)"),
-            ("0 3 * * *", "Europe/Berlin", "At 03:00, every day (Europe/Berlin)"),
+            (
+                "0 3 * * MON-FRI",
+                "Europe/Berlin",
+                "At 03:00, Monday through Friday (Europe/Berlin)",
+            ),
+            (
+                "0 3 * * *",
+                "Europe/Berlin",
+                "At 03:00, every day (Europe/Berlin)",
+            ),
             ("@daily", "UTC", "At 00:00, every day"),
             ("@weekly", "UTC", "At 00:00, Sunday"),
             ("@monthly", "UTC", "At 00:00, on day 1"),
@@ -1675,14 +1756,50 @@ mod tests {
             ("*/2 * * * * *", "UTC", "Every 2 seconds"),
             ("0 9,17 * * *", "UTC", "At 09:00 and 17:00, every day"),
             ("0 */2 * * *", "UTC", "At minute 0 of every 2 hours"),
-            ("15,45 9-17 * * 1-5", "UTC", "At minute 15 and 45 past hour 9-17, Monday through Friday"),
-            ("0 0 * * 1-3,5", "UTC", "At 00:00, Monday through Wednesday, and Friday"),
-            ("0 0 1 1-6 *", "UTC", "At 00:00, on day 1, in January through June"),
-            ("0 0 LW * *", "UTC", "At 00:00, on the last weekday of the month"),
+            (
+                "15,45 9-17 * * 1-5",
+                "UTC",
+                "At minute 15 and 45 past hour 9-17, Monday through Friday",
+            ),
+            (
+                "0 0 * * 1-3,5",
+                "UTC",
+                "At 00:00, Monday through Wednesday, and Friday",
+            ),
+            (
+                "0 0 1 1-6 *",
+                "UTC",
+                "At 00:00, on day 1, in January through June",
+            ),
+            (
+                "0 0 LW * *",
+                "UTC",
+                "At 00:00, on the last weekday of the month",
+            ),
             ("0 0 L * *", "UTC", "At 00:00, on the last day of the month"),
-            ("0 0 * * 5#2", "UTC", "At 00:00, on the 2nd Friday of the month"),
+            (
+                "0 0 * * 5#2",
+                "UTC",
+                "At 00:00, on the 2nd Friday of the month",
+            ),
             ("0 0 1,15 * 1", "UTC", "At 00:00, on day 1 and 15 or Monday"),
             ("30 0 3 * * *", "UTC", "At 03:00:30, every day"),
+            (
+                "0-30/10 * * * *",
+                "UTC",
+                "At minute 0, 10, 20, and 30 past every hour",
+            ),
+            (
+                "0 0 1 1-3/2 *",
+                "UTC",
+                "At 00:00, on day 1, in January and March",
+            ),
+            (
+                "0 0 1 */3 *",
+                "UTC",
+                "At 00:00, on day 1, in January, April, July, and October",
+            ),
+            ("0 9 * * SAT-SUN", "UTC", "At 09:00, Sunday and Saturday"),
         ];
         let wrong: Vec<String> = table
             .iter()
@@ -1808,7 +1925,11 @@ mod tests {
         let spring = fires(&elapsed, "2026-03-08T06:30:00Z", "2026-03-08T07:30:00Z");
         assert_eq!(
             spring,
-            ["2026-03-08T06:45:00Z", "2026-03-08T07:00:00Z", "2026-03-08T07:15:00Z"]
+            [
+                "2026-03-08T06:45:00Z",
+                "2026-03-08T07:00:00Z",
+                "2026-03-08T07:15:00Z"
+            ]
         );
     }
 
@@ -1872,13 +1993,23 @@ mod tests {
     /// An independent statement of the rules, checked minute by minute: a wall clock time that
     /// matches fires at every instant that shows it (elapsed class) or at the first (fixed
     /// class); a fixed class time inside a gap fires when the gap ends.
-    fn reference(cron: &Cron, tz: Tz, elapsed: bool, from: DateTime<Utc>, minutes: i64) -> Vec<DateTime<Utc>> {
+    fn reference(
+        cron: &Cron,
+        tz: Tz,
+        elapsed: bool,
+        from: DateTime<Utc>,
+        minutes: i64,
+    ) -> Vec<DateTime<Utc>> {
         let matches = |naive: NaiveDateTime| cron.is_time_matching(&naive).expect("match");
         let mut out = Vec::new();
         for i in 1..=minutes {
             let t = from + TimeDelta::minutes(i);
             let local = t.with_timezone(&tz).naive_local();
-            let first = tz.from_local_datetime(&local).earliest().expect("exists").to_utc();
+            let first = tz
+                .from_local_datetime(&local)
+                .earliest()
+                .expect("exists")
+                .to_utc();
             let mut fire = matches(local) && (elapsed || first == t);
             if !elapsed {
                 let previous = (t - TimeDelta::minutes(1)).with_timezone(&tz).naive_local();

@@ -59,6 +59,9 @@ mod tests {
         assert_eq!(mask("short"), "••••");
         assert!(is_masked_form_of("••••1234", "Bearer abcdefgh1234"));
         assert!(!is_masked_form_of("••••9999", "Bearer abcdefgh1234"));
-        assert!(!is_masked_form_of("Bearer new-value-1234", "Bearer abcdefgh1234"));
+        assert!(!is_masked_form_of(
+            "Bearer new-value-1234",
+            "Bearer abcdefgh1234"
+        ));
     }
 }

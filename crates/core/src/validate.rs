@@ -245,7 +245,10 @@ pub fn validate_target_url(
     if !matches!(url.scheme(), "http" | "https") {
         return Err(FieldError::new(
             field,
-            format!("scheme `{}` is not allowed; use http or https", url.scheme()),
+            format!(
+                "scheme `{}` is not allowed; use http or https",
+                url.scheme()
+            ),
         ));
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -334,22 +337,46 @@ mod tests {
     fn each_bad_field_is_named() {
         use serde_json::json;
         assert_eq!(field_of(json!({"name": " "})), "name");
-        assert_eq!(field_of(json!({"schedule": {"cron": "nope"}})), "schedule.cron");
+        assert_eq!(
+            field_of(json!({"schedule": {"cron": "nope"}})),
+            "schedule.cron"
+        );
         assert_eq!(
             field_of(json!({"schedule": {"cron": "* * * * *", "timezone": "Mars/Olympus"}})),
             "schedule.timezone"
         );
-        assert_eq!(field_of(json!({"request": {"method": "BREW"}})), "request.method");
-        assert_eq!(field_of(json!({"request": {"url": "ftp://x.example/"}})), "request.url");
-        assert_eq!(field_of(json!({"request": {"url": "not a url"}})), "request.url");
+        assert_eq!(
+            field_of(json!({"request": {"method": "BREW"}})),
+            "request.method"
+        );
+        assert_eq!(
+            field_of(json!({"request": {"url": "ftp://x.example/"}})),
+            "request.url"
+        );
+        assert_eq!(
+            field_of(json!({"request": {"url": "not a url"}})),
+            "request.url"
+        );
         assert_eq!(
             field_of(json!({"request": {"url": "https://u:p@example.com/"}})),
             "request.url"
         );
-        assert_eq!(field_of(json!({"request": {"url": "http://127.0.0.1/"}})), "request.url");
-        assert_eq!(field_of(json!({"request": {"url": "http://localhost/"}})), "request.url");
-        assert_eq!(field_of(json!({"request": {"url": "http://[::1]/"}})), "request.url");
-        assert_eq!(field_of(json!({"request": {"url": "http://0x7f.1/"}})), "request.url");
+        assert_eq!(
+            field_of(json!({"request": {"url": "http://127.0.0.1/"}})),
+            "request.url"
+        );
+        assert_eq!(
+            field_of(json!({"request": {"url": "http://localhost/"}})),
+            "request.url"
+        );
+        assert_eq!(
+            field_of(json!({"request": {"url": "http://[::1]/"}})),
+            "request.url"
+        );
+        assert_eq!(
+            field_of(json!({"request": {"url": "http://0x7f.1/"}})),
+            "request.url"
+        );
         assert_eq!(
             field_of(json!({"request": {"headers": {"Host": "evil"}}})),
             "request.headers.Host"
@@ -362,16 +389,34 @@ mod tests {
             field_of(json!({"request": {"headers": {"X-A": "a\r\nB: c"}}})),
             "request.headers.X-A"
         );
-        assert_eq!(field_of(json!({"request": {"timeout_ms": 10}})), "request.timeout_ms");
-        assert_eq!(field_of(json!({"retry": {"max_attempts": 0}})), "retry.max_attempts");
-        assert_eq!(field_of(json!({"retry": {"max_attempts": 21}})), "retry.max_attempts");
+        assert_eq!(
+            field_of(json!({"request": {"timeout_ms": 10}})),
+            "request.timeout_ms"
+        );
+        assert_eq!(
+            field_of(json!({"retry": {"max_attempts": 0}})),
+            "retry.max_attempts"
+        );
+        assert_eq!(
+            field_of(json!({"retry": {"max_attempts": 21}})),
+            "retry.max_attempts"
+        );
         assert_eq!(
             field_of(json!({"retry": {"initial_delay_ms": 10, "max_delay_ms": 5}})),
             "retry.initial_delay_ms"
         );
-        assert_eq!(field_of(json!({"success": {"status": "7xx"}})), "success.status");
-        assert_eq!(field_of(json!({"success": {"status": [99]}})), "success.status");
-        assert_eq!(field_of(json!({"success": {"body_regex": "("}})), "success.body_regex");
+        assert_eq!(
+            field_of(json!({"success": {"status": "7xx"}})),
+            "success.status"
+        );
+        assert_eq!(
+            field_of(json!({"success": {"status": [99]}})),
+            "success.status"
+        );
+        assert_eq!(
+            field_of(json!({"success": {"body_regex": "("}})),
+            "success.body_regex"
+        );
         assert_eq!(
             field_of(json!({"alerts": {"channels": ["slack"]}})),
             "alerts.channels[0]"

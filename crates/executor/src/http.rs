@@ -48,9 +48,8 @@ impl Resolve for GuardedResolver {
         let targets = self.targets.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let permitted: Vec<SocketAddr> = found
                 .iter()
                 .copied()
@@ -79,13 +78,21 @@ pub(crate) enum RedirectDecision {
 }
 
 /// Judges redirect hop number `hop` (1 for the first redirect) to `next`.
-pub(crate) fn redirect_decision(targets: &TargetPolicy, next: &Url, hop: usize) -> RedirectDecision {
+pub(crate) fn redirect_decision(
+    targets: &TargetPolicy,
+    next: &Url,
+    hop: usize,
+) -> RedirectDecision {
     if hop > MAX_REDIRECTS {
         return RedirectDecision::TooMany;
     }
     match validate_target_url(next.as_str(), "redirect", targets) {
         Ok(_) => RedirectDecision::Follow,
-        Err(error) => RedirectDecision::Blocked(format!("redirect to {next} {}", error.message)),
+        Err(error) => RedirectDecision::Blocked(format!(
+            "redirect hop {hop} to {}: {}",
+            next.host_str().unwrap_or(next.scheme()),
+            error.message
+        )),
     }
 }
 
@@ -134,7 +141,8 @@ pub(crate) struct Outbound {
     pub method: reqwest::Method,
     pub url: String,
     pub headers: HeaderMap,
-    pub body: Bytes,
+    /// `None` sends no body (and no `content-length`).
+    pub body: Option<Bytes>,
     pub timeout: Duration,
     pub follow_redirects: bool,
 }
@@ -162,7 +170,7 @@ impl HttpClients {
         if let Err(error) = validate_target_url(&request.url, "request.url", &self.targets) {
             captured.error = Some(AttemptError {
                 kind: ErrorKind::BlockedTarget,
-                message: format!("{} {}", request.url, error.message),
+                message: format!("request.url {}", error.message),
             });
             return captured;
         }
@@ -171,10 +179,12 @@ impl HttpClients {
         } else {
             &self.direct
         };
-        let builder = client
+        let mut builder = client
             .request(request.method, &request.url)
-            .headers(request.headers)
-            .body(request.body);
+            .headers(request.headers);
+        if let Some(body) = request.body {
+            builder = builder.body(body);
+        }
         let timeout = request.timeout;
         let exchange = exchange(builder, started, &mut captured);
         let outcome = tokio::time::timeout(timeout, exchange).await;
@@ -185,10 +195,7 @@ impl HttpClients {
             Err(_) => {
                 captured.error = Some(AttemptError {
                     kind: ErrorKind::Timeout,
-                    message: format!(
-                        "no complete response within {} ms",
-                        timeout.as_millis()
-                    ),
+                    message: format!("no complete response within {} ms", timeout.as_millis()),
                 });
             }
         }
@@ -285,33 +292,41 @@ pub(crate) fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {
     map
 }
 
-/// The attempt error a failed request stands for, found by walking its `source()` chain.
+/// An error and its causes, outermost first. `io::Error::source()` skips the error it wraps, so
+/// wrapped errors are unwrapped with `get_ref()` instead.
+fn causes<'a>(error: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'static)> {
+    let mut all = Vec::new();
+    let mut next = Some(error);
+    while let Some(current) = next {
+        all.push(current);
+        next = match current.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
+            None => current.source(),
+        };
+    }
+    all
+}
+
+/// The attempt error a failed request stands for, found by walking its causes.
 pub(crate) fn classify(error: &reqwest::Error) -> AttemptError {
-    let chain = chain_text(error);
-    let mut source: Option<&(dyn StdError + 'static)> = Some(error);
+    let causes = causes(error);
     let mut tls = false;
-    while let Some(current) = source {
-        if let Some(blocked) = current.downcast_ref::<BlockedTarget>() {
+    for cause in &causes {
+        if let Some(blocked) = cause.downcast_ref::<BlockedTarget>() {
             return AttemptError {
                 kind: ErrorKind::BlockedTarget,
                 message: blocked.to_string(),
             };
         }
-        if current.is::<TooManyRedirects>() {
+        if cause.is::<TooManyRedirects>() {
             return AttemptError {
                 kind: ErrorKind::TooManyRedirects,
                 message: format!("more than {MAX_REDIRECTS} redirects"),
             };
         }
-        if current.is::<rustls::Error>() {
+        if cause.is::<rustls::Error>() {
             tls = true;
         }
-        if let Some(io) = current.downcast_ref::<std::io::Error>()
-            && io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
-        {
-            tls = true;
-        }
-        source = current.source();
     }
     let kind = if error.is_timeout() {
         ErrorKind::Timeout
@@ -326,23 +341,24 @@ pub(crate) fn classify(error: &reqwest::Error) -> AttemptError {
     };
     AttemptError {
         kind,
-        message: chain,
+        message: chain_text(&causes),
     }
 }
 
-/// The error's causes, outermost first, without the URL (the attempt already names it).
-fn chain_text(error: &reqwest::Error) -> String {
+/// The causes' messages without repeats, leaving out reqwest's outermost one (it names the URL,
+/// which the attempt already names).
+fn chain_text(causes: &[&(dyn StdError + 'static)]) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let mut source = error.source();
-    while let Some(current) = source {
-        let text = current.to_string();
+    for cause in causes.iter().skip(1) {
+        let text = cause.to_string();
         if !text.is_empty() && !parts.iter().any(|part| part.contains(&text)) {
             parts.push(text);
         }
-        source = current.source();
     }
-    if parts.is_empty() {
-        parts.push(error.to_string());
+    if parts.is_empty()
+        && let Some(outer) = causes.first()
+    {
+        parts.push(outer.to_string());
     }
     parts.join(": ")
 }
@@ -385,10 +401,17 @@ mod tests {
             redirect_decision(&open, &url("https://example.com/"), 11),
             RedirectDecision::TooMany
         );
+        assert_eq!(
+            redirect_decision(&open, &url("http://localhost:1/"), 1),
+            RedirectDecision::Follow
+        );
+        assert!(matches!(
+            redirect_decision(&TargetPolicy::default(), &url("http://localhost/"), 1),
+            RedirectDecision::Blocked(_)
+        ));
         for blocked in [
             "http://127.0.0.2/",
             "http://[::1]/",
-            "http://localhost/",
             "http://169.254.169.254/latest/meta-data",
             "http://10.0.0.1/",
             "file:///etc/passwd",
@@ -405,8 +428,9 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_are_cut_at_64_kib() {
-        let chunks: Vec<Result<Bytes, std::io::Error>> =
-            (0..20).map(|_| Ok(Bytes::from(vec![b'a'; 10_000]))).collect();
+        let chunks: Vec<Result<Bytes, std::io::Error>> = (0..20)
+            .map(|_| Ok(Bytes::from(vec![b'a'; 10_000])))
+            .collect();
         let mut body = Vec::new();
         let mut truncated = false;
         capture_body(
@@ -430,9 +454,14 @@ mod tests {
         ];
         let mut body = Vec::new();
         let mut truncated = false;
-        capture_body(futures::stream::iter(chunks), 2048, &mut body, &mut truncated)
-            .await
-            .expect("reads");
+        capture_body(
+            futures::stream::iter(chunks),
+            2048,
+            &mut body,
+            &mut truncated,
+        )
+        .await
+        .expect("reads");
         assert_eq!(body.len(), 2048);
         assert!(!truncated);
 
@@ -441,9 +470,14 @@ mod tests {
             Ok(Bytes::from_static(b"x")),
         ];
         let mut body = Vec::new();
-        capture_body(futures::stream::iter(chunks), 2048, &mut body, &mut truncated)
-            .await
-            .expect("reads");
+        capture_body(
+            futures::stream::iter(chunks),
+            2048,
+            &mut body,
+            &mut truncated,
+        )
+        .await
+        .expect("reads");
         assert!(truncated);
     }
 
@@ -473,10 +507,7 @@ mod tests {
     #[tokio::test]
     async fn the_resolver_drops_refused_addresses() {
         let closed = GuardedResolver::new(TargetPolicy::default());
-        let Err(error) = closed
-            .resolve("localhost".parse().expect("name"))
-            .await
-        else {
+        let Err(error) = closed.resolve("localhost".parse().expect("name")).await else {
             panic!("localhost must be refused");
         };
         assert!(error.is::<BlockedTarget>(), "{error}");
@@ -495,7 +526,7 @@ mod tests {
             method: reqwest::Method::GET,
             url,
             headers: HeaderMap::new(),
-            body: Bytes::new(),
+            body: None,
             timeout,
             follow_redirects: false,
         }
@@ -517,8 +548,7 @@ mod tests {
             .await
             .expect_err("refused");
         assert_eq!(classify(&error).kind, ErrorKind::BlockedTarget);
-        let accepted =
-            tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
+        let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
         assert!(accepted.is_err(), "the target was contacted");
     }
 

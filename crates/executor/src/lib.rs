@@ -272,12 +272,7 @@ impl Executor {
         let hard_stop = CancellationToken::new();
         let writer = tokio::spawn(write_loop(shared.store.clone(), writes, hard_stop.clone()));
         let renewer = tokio::spawn(renew_loop(shared.clone(), hard_stop.clone()));
-        let poller = tokio::spawn(poll_loop(
-            shared.clone(),
-            inbox_tx,
-            wake,
-            shutdown.clone(),
-        ));
+        let poller = tokio::spawn(poll_loop(shared.clone(), inbox_tx, wake, shutdown.clone()));
         info!(node_id = %shared.config.node_id, "executor started");
 
         let mut tasks = JoinSet::new();
@@ -530,7 +525,8 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
                 Err(_) => return,
             },
         };
-        let outcome = make_attempt(&shared, &execution, number, &workspace, body_regex.as_ref()).await;
+        let outcome =
+            make_attempt(&shared, &execution, number, &workspace, body_regex.as_ref()).await;
         drop(permit);
 
         let attempt = outcome.attempt;
@@ -541,10 +537,7 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
             NextStep::Finish {
                 status: ExecutionStatus::Succeeded,
             }
-        } else if !gone
-            && number < max_attempts
-            && is_retryable(attempt.status_code, error_kind)
-        {
+        } else if !gone && number < max_attempts && is_retryable(attempt.status_code, error_kind) {
             let delay = retry_delay(
                 &execution.spec.retry,
                 number,
@@ -666,7 +659,10 @@ async fn workspace_for(
                 return Some(workspace);
             }
             Ok(None) => {
-                warn!(workspace_id, "the execution's workspace no longer exists; dropping it");
+                warn!(
+                    workspace_id,
+                    "the execution's workspace no longer exists; dropping it"
+                );
                 return None;
             }
             Err(store_error) => {
@@ -697,7 +693,7 @@ async fn make_attempt(
 ) -> AttemptOutcome {
     let request = &execution.spec.request;
     let started_at = Utc::now();
-    let body = Bytes::from(request.body.clone().unwrap_or_default());
+    let body = request.body.clone().map(Bytes::from);
 
     let Ok(method) = reqwest::Method::from_bytes(request.method.as_bytes()) else {
         let attempt = failed_before_sending(
@@ -710,7 +706,12 @@ async fn make_attempt(
             retry_after: None,
         };
     };
-    let signature = signatures(workspace, &execution.id, started_at, &body);
+    let signature = signatures(
+        workspace,
+        &execution.id,
+        started_at,
+        body.as_deref().unwrap_or_default(),
+    );
     let headers = request_headers(&request.headers, execution, number, started_at, signature);
 
     let captured = shared
@@ -742,7 +743,9 @@ async fn make_attempt(
         });
     }
     match (&error, captured.status) {
-        (None, Some(status)) => debug!(status, duration_ms = captured.total_ms, "attempt succeeded"),
+        (None, Some(status)) => {
+            debug!(status, duration_ms = captured.total_ms, "attempt succeeded")
+        }
         (Some(failure), status) => info!(
             status,
             error_kind = ?failure.kind,

@@ -125,10 +125,7 @@ impl Scheduler {
     async fn step(&mut self, shutdown: &CancellationToken) -> Result<(), StoreError> {
         let now = Utc::now();
         let horizon = now + to_delta(self.config.lookahead);
-        let window = self
-            .store
-            .due_jobs(horizon, self.config.batch_size)
-            .await?;
+        let window = self.store.due_jobs(horizon, self.config.batch_size).await?;
         let wake_at = match window.iter().filter_map(|job| job.next_run_at).min() {
             Some(earliest) => earliest,
             None => {
@@ -160,12 +157,20 @@ impl Scheduler {
 
     /// Materializes every job in `jobs` that is due at `now`, in one batch, and hands the
     /// created executions to the local executor. Jobs not yet due are left alone.
-    pub async fn fire(&mut self, jobs: &[Job], now: DateTime<Utc>) -> Result<FireReport, StoreError> {
+    pub async fn fire(
+        &mut self,
+        jobs: &[Job],
+        now: DateTime<Utc>,
+    ) -> Result<FireReport, StoreError> {
         let mut report = FireReport::default();
-        let lease = self.config.local_executor.as_ref().map(|local| cronhook_store::Lease {
-            node_id: local.node_id.clone(),
-            until: now + to_delta(local.lease),
-        });
+        let lease = self
+            .config
+            .local_executor
+            .as_ref()
+            .map(|local| cronhook_store::Lease {
+                node_id: local.node_id.clone(),
+                until: now + to_delta(local.lease),
+            });
         let mut occurrences = Vec::new();
         let mut planned_jobs = Vec::new();
         for job in jobs {

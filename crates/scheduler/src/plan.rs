@@ -80,7 +80,7 @@ pub fn plan_occurrence(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cronhook_core::{JobSpec, ScheduleSpec};
+    use cronhook_core::JobSpec;
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
@@ -115,10 +115,19 @@ mod tests {
     #[test]
     fn an_on_time_occurrence_fires_and_advances() {
         let (job, schedule) = job("*/10 * * * * *", Misfire::FireOnce, "2026-01-01T00:00:10Z");
-        let occurrence = plan_occurrence(&job, &schedule, at("2026-01-01T00:00:10.002Z"), THRESHOLD, None)
-            .expect("due");
+        let occurrence = plan_occurrence(
+            &job,
+            &schedule,
+            at("2026-01-01T00:00:10.002Z"),
+            THRESHOLD,
+            None,
+        )
+        .expect("due");
         assert_eq!(occurrence.executions.len(), 1);
-        assert_eq!(occurrence.executions[0].scheduled_for, at("2026-01-01T00:00:10Z"));
+        assert_eq!(
+            occurrence.executions[0].scheduled_for,
+            at("2026-01-01T00:00:10Z")
+        );
         assert_eq!(occurrence.executions[0].trigger, Trigger::Schedule);
         assert_eq!(occurrence.expected_next_run_at, at("2026-01-01T00:00:10Z"));
         assert_eq!(occurrence.new_next_run_at, Some(at("2026-01-01T00:00:20Z")));
@@ -127,14 +136,17 @@ mod tests {
     #[test]
     fn a_job_not_yet_due_plans_nothing() {
         let (job, schedule) = job("* * * * *", Misfire::FireOnce, "2026-01-01T00:01:00Z");
-        assert!(plan_occurrence(&job, &schedule, at("2026-01-01T00:00:59Z"), THRESHOLD, None).is_none());
+        assert!(
+            plan_occurrence(&job, &schedule, at("2026-01-01T00:00:59Z"), THRESHOLD, None).is_none()
+        );
     }
 
     #[test]
     fn misfire_skip_fires_nothing_and_jumps_past_now() {
         let (job, schedule) = job("* * * * *", Misfire::Skip, "2026-01-01T00:01:00Z");
-        let occurrence = plan_occurrence(&job, &schedule, at("2026-01-01T01:00:30Z"), THRESHOLD, None)
-            .expect("due");
+        let occurrence =
+            plan_occurrence(&job, &schedule, at("2026-01-01T01:00:30Z"), THRESHOLD, None)
+                .expect("due");
         assert!(occurrence.executions.is_empty());
         assert_eq!(occurrence.new_next_run_at, Some(at("2026-01-01T01:01:00Z")));
     }
@@ -142,10 +154,14 @@ mod tests {
     #[test]
     fn misfire_fire_once_fires_the_latest_missed() {
         let (job, schedule) = job("* * * * *", Misfire::FireOnce, "2026-01-01T00:01:00Z");
-        let occurrence = plan_occurrence(&job, &schedule, at("2026-01-01T01:00:30Z"), THRESHOLD, None)
-            .expect("due");
+        let occurrence =
+            plan_occurrence(&job, &schedule, at("2026-01-01T01:00:30Z"), THRESHOLD, None)
+                .expect("due");
         assert_eq!(occurrence.executions.len(), 1);
-        assert_eq!(occurrence.executions[0].scheduled_for, at("2026-01-01T01:00:00Z"));
+        assert_eq!(
+            occurrence.executions[0].scheduled_for,
+            at("2026-01-01T01:00:00Z")
+        );
         assert_eq!(occurrence.executions[0].trigger, Trigger::Catchup);
         assert_eq!(occurrence.new_next_run_at, Some(at("2026-01-01T01:01:00Z")));
     }
@@ -153,8 +169,9 @@ mod tests {
     #[test]
     fn misfire_fire_all_is_bounded_to_the_most_recent() {
         let (job, schedule) = job("* * * * *", Misfire::FireAll, "2026-01-01T00:01:00Z");
-        let occurrence = plan_occurrence(&job, &schedule, at("2026-01-01T05:00:30Z"), THRESHOLD, None)
-            .expect("due");
+        let occurrence =
+            plan_occurrence(&job, &schedule, at("2026-01-01T05:00:30Z"), THRESHOLD, None)
+                .expect("due");
         assert_eq!(occurrence.executions.len(), MISFIRE_FIRE_ALL_LIMIT);
         assert_eq!(
             occurrence.executions.last().map(|e| e.scheduled_for),
@@ -164,17 +181,31 @@ mod tests {
             occurrence.executions.first().map(|e| e.scheduled_for),
             Some(at("2026-01-01T03:21:00Z"))
         );
-        assert!(occurrence.executions.iter().all(|e| e.run_at == at("2026-01-01T05:00:30Z")));
+        assert!(
+            occurrence
+                .executions
+                .iter()
+                .all(|e| e.run_at == at("2026-01-01T05:00:30Z"))
+        );
     }
 
     #[test]
     fn the_k8s_missed_run_count_is_not_uniform() {
         // `30 6-16/4 * * 1-5` fires at 06:30, 10:30 and 14:30 on weekdays. Down from Monday
         // 06:00 for 26 hours: missed Monday 06:30, 10:30, 14:30 and Tuesday 06:30.
-        let (job, schedule) = job("30 6-16/4 * * 1-5", Misfire::FireAll, "2026-01-05T06:30:00Z");
-        let occurrence = plan_occurrence(&job, &schedule, at("2026-01-06T08:00:00Z"), THRESHOLD, None)
-            .expect("due");
-        let missed: Vec<_> = occurrence.executions.iter().map(|e| e.scheduled_for).collect();
+        let (job, schedule) = job(
+            "30 6-16/4 * * 1-5",
+            Misfire::FireAll,
+            "2026-01-05T06:30:00Z",
+        );
+        let occurrence =
+            plan_occurrence(&job, &schedule, at("2026-01-06T08:00:00Z"), THRESHOLD, None)
+                .expect("due");
+        let missed: Vec<_> = occurrence
+            .executions
+            .iter()
+            .map(|e| e.scheduled_for)
+            .collect();
         assert_eq!(
             missed,
             vec![
@@ -194,9 +225,14 @@ mod tests {
             node_id: "node-a".into(),
             until: at("2026-01-01T00:00:31Z"),
         };
-        let occurrence =
-            plan_occurrence(&job, &schedule, at("2026-01-01T00:00:01Z"), THRESHOLD, Some(&lease))
-                .expect("due");
+        let occurrence = plan_occurrence(
+            &job,
+            &schedule,
+            at("2026-01-01T00:00:01Z"),
+            THRESHOLD,
+            Some(&lease),
+        )
+        .expect("due");
         assert_eq!(occurrence.executions[0].lease.as_ref(), Some(&lease));
     }
 }

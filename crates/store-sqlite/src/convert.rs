@@ -51,7 +51,10 @@ pub(crate) fn enum_text<T: Serialize>(value: &T) -> Result<String, StoreError> {
 }
 
 /// A unit enum variant read back from its snake_case text.
-pub(crate) fn enum_from_text<T: DeserializeOwned>(text: &str, column: &str) -> Result<T, StoreError> {
+pub(crate) fn enum_from_text<T: DeserializeOwned>(
+    text: &str,
+    column: &str,
+) -> Result<T, StoreError> {
     serde_json::from_value(serde_json::Value::String(text.to_owned()))
         .map_err(|_| StoreError::Corrupt(format!("`{column}` holds unknown value `{text}`")))
 }
@@ -113,7 +116,9 @@ fn is_busy(db: &dyn DatabaseError) -> bool {
 
 /// The error `ping` reports when the schema is older (or newer) than this build expects.
 #[derive(Debug, thiserror::Error)]
-#[error("database schema is at version {applied:?}, this build expects {expected}; run `cronhook migrate`")]
+#[error(
+    "database schema is at version {applied:?}, this build expects {expected}; run `cronhook migrate`"
+)]
 pub(crate) struct SchemaNotCurrent {
     pub(crate) applied: Option<i64>,
     pub(crate) expected: i64,

@@ -142,13 +142,10 @@ impl SqliteStore {
     /// Applies the embedded migrations that are not applied yet; a no-op when the schema is
     /// current.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR
-            .run(&self.writer)
-            .await
-            .map_err(|err| match err {
-                sqlx::migrate::MigrateError::Execute(inner) => db_err(inner),
-                other => StoreError::Database(Box::new(other)),
-            })
+        MIGRATOR.run(&self.writer).await.map_err(|err| match err {
+            sqlx::migrate::MigrateError::Execute(inner) => db_err(inner),
+            other => StoreError::Database(Box::new(other)),
+        })
     }
 
     /// Closes both pools, waiting for connections in use to come back.
@@ -241,14 +238,19 @@ async fn insert_execution_row(
     skipped: bool,
 ) -> Result<u64, sqlx::Error> {
     let (status, lease, finished_at) = if skipped {
-        (ExecutionStatus::Skipped, None, Some(execution.scheduled_for))
+        (
+            ExecutionStatus::Skipped,
+            None,
+            Some(execution.scheduled_for),
+        )
     } else if let Some(lease) = &execution.lease {
         (ExecutionStatus::Running, Some(lease), None)
     } else {
         (ExecutionStatus::Queued, None, None)
     };
     let status = enum_text(&status).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
-    let trigger = enum_text(&execution.trigger).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
+    let trigger =
+        enum_text(&execution.trigger).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
     let done = sqlx::query(sql)
         .bind(&execution.id)
         .bind(ms(execution.scheduled_for))
@@ -526,7 +528,10 @@ impl Store for SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(db_err)?;
-        let jobs = rows.iter().map(job_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let jobs = rows
+            .iter()
+            .map(job_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(into_page(jobs, page, |job| &job.id))
     }
 
@@ -592,11 +597,11 @@ impl Store for SqliteStore {
 
     async fn due_jobs(&self, until: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Job>> {
         let rows = sqlx::query(DUE_JOBS)
-        .bind(ms(until))
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?;
+            .bind(ms(until))
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
         rows.iter().map(job_from_row).collect()
     }
 
@@ -687,11 +692,11 @@ impl Store for SqliteStore {
         // whether an attempt was cut (`running` with an expired lease); `returning` would only
         // show the new one.
         let rows = sqlx::query(CLAIM_CANDIDATES)
-        .bind(ms(now))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
+            .bind(ms(now))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -955,5 +960,34 @@ mod tests {
         let (store, _dir) = fresh().await;
         let plan = plan(&store, CLAIM_CANDIDATES).await;
         assert!(plan.contains("executions_claimable"), "{plan}");
+    }
+
+    async fn pragma(pool: &SqlitePool, sql: &'static str) -> String {
+        let row = sqlx::query(sql).fetch_one(pool).await.expect("pragma");
+        sqlx::Row::try_get::<String, _>(&row, 0)
+            .or_else(|_| sqlx::Row::try_get::<i64, _>(&row, 0).map(|n| n.to_string()))
+            .expect("a pragma value")
+    }
+
+    #[tokio::test]
+    async fn connections_are_set_up_as_documented() {
+        let (store, _dir) = fresh().await;
+        for pool in [&store.writer, &store.reader] {
+            assert_eq!(pragma(pool, "pragma journal_mode").await, "wal");
+            assert_eq!(pragma(pool, "pragma foreign_keys").await, "1");
+            // 1 is NORMAL.
+            assert_eq!(pragma(pool, "pragma synchronous").await, "1");
+            assert_eq!(pragma(pool, "pragma busy_timeout").await, "5000");
+        }
+        assert_eq!(pragma(&store.writer, "pragma query_only").await, "0");
+        assert_eq!(pragma(&store.reader, "pragma query_only").await, "1");
+        assert!(
+            sqlx::query("delete from jobs")
+                .execute(&store.reader)
+                .await
+                .is_err(),
+            "readers cannot write"
+        );
+        assert!(format!("{store:?}").contains("plan.db"));
     }
 }

@@ -138,8 +138,8 @@ async fn in_memory_urls_are_refused() {
 #[tokio::test]
 async fn instants_are_kept_to_the_millisecond() {
     let (store, _dir) = fresh().await;
-    let precise = chrono::DateTime::from_timestamp(1_780_000_000, 123_456_789)
-        .expect("a valid instant");
+    let precise =
+        chrono::DateTime::from_timestamp(1_780_000_000, 123_456_789).expect("a valid instant");
     let workspace = cronhook_store::Workspace {
         id: cronhook_core::ids::new_id(cronhook_core::ids::WORKSPACE),
         slug: "precise".to_owned(),
@@ -154,5 +154,8 @@ async fn instants_are_kept_to_the_millisecond() {
         .await
         .expect("read")
         .expect("exists");
-    assert_eq!(read.created_at.timestamp_nanos_opt(), Some(1_780_000_000_123_000_000));
+    assert_eq!(
+        read.created_at.timestamp_nanos_opt(),
+        Some(1_780_000_000_123_000_000)
+    );
 }

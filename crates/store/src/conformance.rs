@@ -185,7 +185,7 @@ fn answered(number: u32, started_at: DateTime<Utc>, status_code: u16) -> Attempt
             ("x-answer".to_owned(), number.to_string()),
         ]),
         response_body: Some(format!("answer {number} ✓")),
-        response_body_truncated: number % 2 == 0,
+        response_body_truncated: number.is_multiple_of(2),
         redirect_location: (status_code / 100 == 3).then(|| "https://example.com/next".to_owned()),
         timing: Timing {
             dns_ms: Some(1),
@@ -218,7 +218,12 @@ fn errored(number: u32, started_at: DateTime<Utc>, kind: ErrorKind) -> Attempt {
     }
 }
 
-fn finish(execution_id: &str, node_id: &str, attempt: Attempt, status: ExecutionStatus) -> AttemptRecord {
+fn finish(
+    execution_id: &str,
+    node_id: &str,
+    attempt: Attempt,
+    status: ExecutionStatus,
+) -> AttemptRecord {
     AttemptRecord {
         execution_id: execution_id.to_owned(),
         node_id: node_id.to_owned(),
@@ -394,7 +399,10 @@ pub async fn jobs_round_trip(store: &dyn Store) {
             .await
             .expect("pause a missing job")
     );
-    assert_eq!(store.job(&workspace.id, &missing).await.expect("read"), None);
+    assert_eq!(
+        store.job(&workspace.id, &missing).await.expect("read"),
+        None
+    );
     let mut ghost = new_job(&workspace, "ghost", None);
     ghost.id = missing;
     assert!(matches!(
@@ -412,7 +420,10 @@ pub async fn names_are_unique_per_workspace(store: &dyn Store) {
     let clash = new_job(&first, "backup", None);
     match store.insert_job(&clash).await {
         Err(StoreError::Conflict { what }) => {
-            assert!(what.contains("backup"), "the conflict names the job: {what}")
+            assert!(
+                what.contains("backup"),
+                "the conflict names the job: {what}"
+            )
         }
         other => panic!("a duplicate name must conflict, got {other:?}"),
     }
@@ -500,7 +511,12 @@ pub async fn workspaces_do_not_see_each_other(store: &dyn Store) {
             .await
             .expect("pause")
     );
-    assert!(!store.delete_job(&stranger.id, &job.id).await.expect("delete"));
+    assert!(
+        !store
+            .delete_job(&stranger.id, &job.id)
+            .await
+            .expect("delete")
+    );
 
     let still = store
         .job(&owner.id, &job.id)
@@ -517,7 +533,11 @@ pub async fn pagination_walks_every_item_once(store: &dyn Store) {
     let workspace = new_workspace(store).await;
     let mut expected_jobs = Vec::new();
     for n in 0..7 {
-        expected_jobs.push(insert_job(store, &workspace, &format!("job-{n}"), None).await.id);
+        expected_jobs.push(
+            insert_job(store, &workspace, &format!("job-{n}"), None)
+                .await
+                .id,
+        );
     }
     for limit in [1, 3, 7, 10] {
         let mut seen = Vec::new();
@@ -535,7 +555,10 @@ pub async fn pagination_walks_every_item_once(store: &dyn Store) {
             }
         }
         assert_eq!(after, None, "the walk ends");
-        assert_eq!(seen, expected_jobs, "jobs in id order, each once (limit {limit})");
+        assert_eq!(
+            seen, expected_jobs,
+            "jobs in id order, each once (limit {limit})"
+        );
     }
 
     let job = insert_job(store, &workspace, "busy", None).await;
@@ -580,8 +603,14 @@ pub async fn materialize_is_exactly_once(store: &dyn Store) {
     let job = insert_job(store, &workspace, "once", Some(t)).await;
     let first = occurrence(&job, t, Some(t + secs(300)), Concurrency::Allow);
     let second = occurrence(&job, t, Some(t + secs(300)), Concurrency::Allow);
-    assert_eq!(materialize(store, &[first.clone()]).await, [Materialized::Created]);
-    assert_eq!(materialize(store, &[second]).await, [Materialized::Superseded]);
+    assert_eq!(
+        materialize(store, std::slice::from_ref(&first)).await,
+        [Materialized::Created]
+    );
+    assert_eq!(
+        materialize(store, &[second]).await,
+        [Materialized::Superseded]
+    );
     let executions = all_executions(store, &workspace, &job).await;
     assert_eq!(executions.len(), 1);
     let execution = &executions[0];
@@ -598,13 +627,20 @@ pub async fn materialize_is_exactly_once(store: &dyn Store) {
 
     // Two schedulers racing.
     let raced = insert_job(store, &workspace, "raced", Some(t)).await;
-    let a = [occurrence(&raced, t, Some(t + secs(60)), Concurrency::Allow)];
-    let b = [occurrence(&raced, t, Some(t + secs(60)), Concurrency::Allow)];
+    let a = [occurrence(
+        &raced,
+        t,
+        Some(t + secs(60)),
+        Concurrency::Allow,
+    )];
+    let b = [occurrence(
+        &raced,
+        t,
+        Some(t + secs(60)),
+        Concurrency::Allow,
+    )];
     let (a, b) = tokio::join!(store.materialize(&a), store.materialize(&b));
-    let mut outcomes = [
-        a.expect("materialize")[0],
-        b.expect("materialize")[0],
-    ];
+    let mut outcomes = [a.expect("materialize")[0], b.expect("materialize")[0]];
     outcomes.sort_by_key(|outcome| *outcome == Materialized::Superseded);
     assert_eq!(outcomes, [Materialized::Created, Materialized::Superseded]);
     assert_eq!(all_executions(store, &workspace, &raced).await.len(), 1);
@@ -624,7 +660,10 @@ pub async fn materialize_is_exactly_once(store: &dyn Store) {
         new_next_run_at: None,
         concurrency: Concurrency::Allow,
     };
-    assert_eq!(materialize(store, &[several]).await, [Materialized::Created]);
+    assert_eq!(
+        materialize(store, &[several]).await,
+        [Materialized::Created]
+    );
     let created = all_executions(store, &workspace, &catchup).await;
     assert_eq!(created.len(), 3);
     assert!(created.iter().all(|e| e.trigger == Trigger::Catchup));
@@ -708,7 +747,10 @@ pub async fn forbid_records_skipped(store: &dyn Store) {
     // The first occurrence is created already leased, as the scheduler does for its own executor.
     let mut first = occurrence(&job, t, Some(t + secs(60)), Concurrency::Forbid);
     first.executions[0].lease = Some(lease(&runner, t + secs(120)));
-    assert_eq!(materialize(store, &[first.clone()]).await, [Materialized::Created]);
+    assert_eq!(
+        materialize(store, std::slice::from_ref(&first)).await,
+        [Materialized::Created]
+    );
     let first_id = first.executions[0].id.clone();
     assert_eq!(
         execution_status(store, &workspace, &first_id).await,
@@ -716,7 +758,10 @@ pub async fn forbid_records_skipped(store: &dyn Store) {
     );
 
     let second = occurrence(&job, t + secs(60), Some(t + secs(120)), Concurrency::Forbid);
-    assert_eq!(materialize(store, &[second.clone()]).await, [Materialized::Skipped]);
+    assert_eq!(
+        materialize(store, std::slice::from_ref(&second)).await,
+        [Materialized::Skipped]
+    );
     let skipped = store
         .execution(&workspace.id, &second.executions[0].id)
         .await
@@ -729,13 +774,21 @@ pub async fn forbid_records_skipped(store: &dyn Store) {
 
     // `allow` does not look.
     let third = occurrence(&job, t + secs(120), Some(t + secs(180)), Concurrency::Allow);
-    assert_eq!(materialize(store, &[third.clone()]).await, [Materialized::Created]);
+    assert_eq!(
+        materialize(store, std::slice::from_ref(&third)).await,
+        [Materialized::Created]
+    );
 
     // Once nothing is unfinished, `forbid` creates again.
     assert_eq!(
         record(
             store,
-            &[finish(&first_id, &runner, answered(1, t, 200), ExecutionStatus::Succeeded)]
+            &[finish(
+                &first_id,
+                &runner,
+                answered(1, t, 200),
+                ExecutionStatus::Succeeded
+            )]
         )
         .await,
         [true]
@@ -745,9 +798,14 @@ pub async fn forbid_records_skipped(store: &dyn Store) {
         execution_status(store, &workspace, &queued.id).await,
         ExecutionStatus::Queued
     );
-    let fourth = occurrence(&job, t + secs(180), Some(t + secs(240)), Concurrency::Forbid);
+    let fourth = occurrence(
+        &job,
+        t + secs(180),
+        Some(t + secs(240)),
+        Concurrency::Forbid,
+    );
     assert_eq!(
-        materialize(store, &[fourth.clone()]).await,
+        materialize(store, std::slice::from_ref(&fourth)).await,
         [Materialized::Skipped],
         "a queued execution is unfinished too"
     );
@@ -757,11 +815,22 @@ pub async fn forbid_records_skipped(store: &dyn Store) {
         .expect("delete");
 
     let calm = insert_job(store, &workspace, "calm", Some(t)).await;
-    let done = insert_execution(store, &calm, t - secs(60), Some(lease(&runner, t + secs(60)))).await;
+    let done = insert_execution(
+        store,
+        &calm,
+        t - secs(60),
+        Some(lease(&runner, t + secs(60))),
+    )
+    .await;
     assert_eq!(
         record(
             store,
-            &[finish(&done.id, &runner, answered(1, t, 500), ExecutionStatus::Failed)]
+            &[finish(
+                &done.id,
+                &runner,
+                answered(1, t, 500),
+                ExecutionStatus::Failed
+            )]
         )
         .await,
         [true]
@@ -801,9 +870,19 @@ pub async fn insert_execution_refuses_duplicates(store: &dyn Store) {
         store.insert_execution(&twin).await,
         Err(StoreError::Conflict { .. })
     ));
-    assert_eq!(store.execution(&workspace.id, &twin.id).await.expect("read"), None);
+    assert_eq!(
+        store
+            .execution(&workspace.id, &twin.id)
+            .await
+            .expect("read"),
+        None
+    );
 
-    let mut replay = new_execution(&job, t + secs(1), Some(lease(&node("replay"), t + secs(60))));
+    let mut replay = new_execution(
+        &job,
+        t + secs(1),
+        Some(lease(&node("replay"), t + secs(60))),
+    );
     replay.trigger = Trigger::Replay;
     store.insert_execution(&replay).await.expect("insert");
     let read = store
@@ -838,7 +917,14 @@ pub async fn due_jobs_come_in_firing_order(store: &dyn Store) {
         .map(|job| job.id)
         .collect();
     assert_eq!(due, [first.id.clone(), second.id.clone(), third.id.clone()]);
-    assert!(store.due_jobs(e + secs(10), 1).await.expect("due jobs").len() <= 1);
+    assert!(
+        store
+            .due_jobs(e + secs(10), 1)
+            .await
+            .expect("due jobs")
+            .len()
+            <= 1
+    );
     assert_eq!(
         store.due_jobs(e + secs(10), 1).await.expect("due jobs")[0].next_run_at,
         Some(e + secs(1)),
@@ -851,7 +937,12 @@ pub async fn due_jobs_come_in_firing_order(store: &dyn Store) {
         .expect("some job is scheduled");
     assert!(earliest <= e + secs(1), "the paused job does not count");
 
-    delete_jobs(store, &workspace, &[&first, &second, &third, &later, &never, &paused]).await;
+    delete_jobs(
+        store,
+        &workspace,
+        &[&first, &second, &third, &later, &never, &paused],
+    )
+    .await;
 }
 
 /// Concurrent claimers take every ready execution exactly once, oldest first, and nothing before
@@ -866,7 +957,15 @@ pub async fn claim_takes_each_execution_once(store: &dyn Store) {
     }
     let future = insert_execution(store, &job, e + secs(7200), None).await;
 
-    let oldest = claim_own(store, &workspace, &node("first"), e + secs(3600), e + secs(60), 1).await;
+    let oldest = claim_own(
+        store,
+        &workspace,
+        &node("first"),
+        e + secs(3600),
+        e + secs(60),
+        1,
+    )
+    .await;
     assert_eq!(oldest.len(), 1);
     assert_eq!(oldest[0].scheduled_for, e, "the oldest comes first");
     assert_eq!(oldest[0].attempts_done, 0);
@@ -946,14 +1045,22 @@ pub async fn expired_leases_are_taken_over_and_flagged_interrupted(store: &dyn S
     assert_eq!(
         record(
             store,
-            &[finish(&execution.id, &old, answered(1, e + secs(1), 200), ExecutionStatus::Succeeded)]
+            &[finish(
+                &execution.id,
+                &old,
+                answered(1, e + secs(1), 200),
+                ExecutionStatus::Succeeded
+            )]
         )
         .await,
         [false],
         "the old holder is fenced out"
     );
     assert_eq!(
-        store.renew_leases(&old, e + secs(600)).await.expect("renew"),
+        store
+            .renew_leases(&old, e + secs(600))
+            .await
+            .expect("renew"),
         0,
         "the old holder renews nothing"
     );
@@ -968,7 +1075,12 @@ pub async fn expired_leases_are_taken_over_and_flagged_interrupted(store: &dyn S
                     e + secs(32),
                     e + secs(90)
                 ),
-                finish(&execution.id, &new, answered(2, e + secs(32), 200), ExecutionStatus::Succeeded),
+                finish(
+                    &execution.id,
+                    &new,
+                    answered(2, e + secs(32), 200),
+                    ExecutionStatus::Succeeded
+                ),
             ]
         )
         .await,
@@ -1007,7 +1119,12 @@ pub async fn stale_results_are_fenced_out(store: &dyn Store) {
     let outcomes = record(
         store,
         &[
-            finish(id, &intruder, answered(1, t, 200), ExecutionStatus::Succeeded),
+            finish(
+                id,
+                &intruder,
+                answered(1, t, 200),
+                ExecutionStatus::Succeeded,
+            ),
             finish(id, &holder, answered(2, t, 200), ExecutionStatus::Succeeded),
             retry(id, &holder, first.clone(), t + secs(5), t + secs(60)),
             retry(id, &holder, first.clone(), t + secs(5), t + secs(60)),
@@ -1019,7 +1136,12 @@ pub async fn stale_results_are_fenced_out(store: &dyn Store) {
     assert_eq!(
         record(
             store,
-            &[finish(id, &holder, second.clone(), ExecutionStatus::Succeeded)]
+            &[finish(
+                id,
+                &holder,
+                second.clone(),
+                ExecutionStatus::Succeeded
+            )]
         )
         .await,
         [true]
@@ -1027,7 +1149,12 @@ pub async fn stale_results_are_fenced_out(store: &dyn Store) {
     assert_eq!(
         record(
             store,
-            &[finish(id, &holder, answered(3, t + secs(9), 200), ExecutionStatus::Failed)]
+            &[finish(
+                id,
+                &holder,
+                answered(3, t + secs(9), 200),
+                ExecutionStatus::Failed
+            )]
         )
         .await,
         [false],
@@ -1060,7 +1187,9 @@ pub async fn retrying_keeps_the_lease_and_run_at(store: &dyn Store) {
     let kept = insert_execution(store, &job, e, None).await;
     let dropped = insert_execution(store, &job, e + secs(1), None).await;
     assert_eq!(
-        claim_own(store, &workspace, &holder, e + secs(30), e + secs(1), 10).await.len(),
+        claim_own(store, &workspace, &holder, e + secs(30), e + secs(1), 10)
+            .await
+            .len(),
         2
     );
     let first_kept = errored(1, e + secs(1), ErrorKind::Timeout);
@@ -1068,7 +1197,13 @@ pub async fn retrying_keeps_the_lease_and_run_at(store: &dyn Store) {
         record(
             store,
             &[
-                retry(&kept.id, &holder, first_kept.clone(), e + secs(10), e + secs(60)),
+                retry(
+                    &kept.id,
+                    &holder,
+                    first_kept.clone(),
+                    e + secs(10),
+                    e + secs(60)
+                ),
                 retry(
                     &dropped.id,
                     &holder,
@@ -1102,7 +1237,12 @@ pub async fn retrying_keeps_the_lease_and_run_at(store: &dyn Store) {
     assert_eq!(
         record(
             store,
-            &[finish(&kept.id, &holder, answered(2, e + secs(10), 500), ExecutionStatus::Failed)]
+            &[finish(
+                &kept.id,
+                &holder,
+                answered(2, e + secs(10), 500),
+                ExecutionStatus::Failed
+            )]
         )
         .await,
         [true]
@@ -1126,7 +1266,12 @@ pub async fn retrying_keeps_the_lease_and_run_at(store: &dyn Store) {
     assert_eq!(
         record(
             store,
-            &[finish(&dropped.id, &holder, answered(2, e + secs(62), 200), ExecutionStatus::Succeeded)]
+            &[finish(
+                &dropped.id,
+                &holder,
+                answered(2, e + secs(62), 200),
+                ExecutionStatus::Succeeded
+            )]
         )
         .await,
         [false],
@@ -1135,7 +1280,12 @@ pub async fn retrying_keeps_the_lease_and_run_at(store: &dyn Store) {
     assert_eq!(
         record(
             store,
-            &[finish(&dropped.id, &other, answered(2, e + secs(62), 200), ExecutionStatus::Succeeded)]
+            &[finish(
+                &dropped.id,
+                &other,
+                answered(2, e + secs(62), 200),
+                ExecutionStatus::Succeeded
+            )]
         )
         .await,
         [true]
@@ -1151,7 +1301,8 @@ pub async fn leases_are_renewed(store: &dyn Store) {
     let (holder, other) = (node("holder"), node("other"));
     let job = insert_job(store, &workspace, "long", None).await;
     let running = insert_execution(store, &job, e, Some(lease(&holder, e + secs(10)))).await;
-    let retrying = insert_execution(store, &job, e + secs(1), Some(lease(&holder, e + secs(10)))).await;
+    let retrying =
+        insert_execution(store, &job, e + secs(1), Some(lease(&holder, e + secs(10)))).await;
     assert_eq!(
         record(
             store,
@@ -1166,7 +1317,13 @@ pub async fn leases_are_renewed(store: &dyn Store) {
         .await,
         [true]
     );
-    assert_eq!(store.renew_leases(&holder, e + secs(60)).await.expect("renew"), 2);
+    assert_eq!(
+        store
+            .renew_leases(&holder, e + secs(60))
+            .await
+            .expect("renew"),
+        2
+    );
     store
         .renew_leases(&holder, e + secs(30))
         .await
@@ -1184,20 +1341,31 @@ pub async fn leases_are_renewed(store: &dyn Store) {
     expected.sort();
     assert_eq!(taken_ids, expected, "expired renewed leases are taken over");
     assert_eq!(
-        store.renew_leases(&holder, e + secs(900)).await.expect("renew"),
+        store
+            .renew_leases(&holder, e + secs(900))
+            .await
+            .expect("renew"),
         0,
         "the old holder holds nothing"
     );
     assert_eq!(
         record(
             store,
-            &[finish(&running.id, &other, answered(1, e + secs(101), 200), ExecutionStatus::Succeeded)]
+            &[finish(
+                &running.id,
+                &other,
+                answered(1, e + secs(101), 200),
+                ExecutionStatus::Succeeded
+            )]
         )
         .await,
         [true]
     );
     assert_eq!(
-        store.renew_leases(&other, e + secs(900)).await.expect("renew"),
+        store
+            .renew_leases(&other, e + secs(900))
+            .await
+            .expect("renew"),
         1,
         "a finished execution has no lease to renew"
     );
@@ -1224,9 +1392,25 @@ pub async fn executions_list_newest_first_with_attempts_and_status_filter(store:
     let outcomes = record(
         store,
         &[
-            finish(&e0.id, &runner, answered(1, t, 200), ExecutionStatus::Succeeded),
-            retry(&e1.id, &runner, e1_first.clone(), t + secs(70), t + secs(600)),
-            finish(&e2.id, &runner, answered(1, t + secs(120), 204), ExecutionStatus::Succeeded),
+            finish(
+                &e0.id,
+                &runner,
+                answered(1, t, 200),
+                ExecutionStatus::Succeeded,
+            ),
+            retry(
+                &e1.id,
+                &runner,
+                e1_first.clone(),
+                t + secs(70),
+                t + secs(600),
+            ),
+            finish(
+                &e2.id,
+                &runner,
+                answered(1, t + secs(120), 204),
+                ExecutionStatus::Succeeded,
+            ),
         ],
     )
     .await;
@@ -1234,7 +1418,12 @@ pub async fn executions_list_newest_first_with_attempts_and_status_filter(store:
     assert_eq!(
         record(
             store,
-            &[finish(&e1.id, &runner, e1_second.clone(), ExecutionStatus::Failed)]
+            &[finish(
+                &e1.id,
+                &runner,
+                e1_second.clone(),
+                ExecutionStatus::Failed
+            )]
         )
         .await,
         [true]
@@ -1242,7 +1431,11 @@ pub async fn executions_list_newest_first_with_attempts_and_status_filter(store:
 
     let all = all_executions(store, &workspace, &job).await;
     let ids: Vec<_> = all.iter().map(|e| e.id.as_str()).collect();
-    assert_eq!(ids, [e3.id.as_str(), &e2.id, &e1.id, &e0.id], "newest first");
+    assert_eq!(
+        ids,
+        [e3.id.as_str(), &e2.id, &e1.id, &e0.id],
+        "newest first"
+    );
     let counts: Vec<_> = all.iter().map(|e| e.attempts.len()).collect();
     assert_eq!(counts, [0, 1, 2, 1]);
     assert_eq!(all[2].attempts, [e1_first.clone(), e1_second.clone()]);
@@ -1284,7 +1477,12 @@ pub async fn executions_list_newest_first_with_attempts_and_status_filter(store:
     let failed = by_status(ExecutionStatus::Failed, 10, None).await;
     assert_eq!(failed.items.len(), 1);
     assert_eq!(failed.items[0].attempts.len(), 2);
-    assert!(by_status(ExecutionStatus::Skipped, 10, None).await.items.is_empty());
+    assert!(
+        by_status(ExecutionStatus::Skipped, 10, None)
+            .await
+            .items
+            .is_empty()
+    );
 
     let page = by_status(ExecutionStatus::Succeeded, 1, None).await;
     assert_eq!(page.items.len(), 1);
@@ -1307,23 +1505,50 @@ pub async fn delete_cascades(store: &dyn Store) {
     assert_eq!(
         record(
             store,
-            &[finish(&execution.id, &runner, answered(1, t, 200), ExecutionStatus::Succeeded)]
+            &[finish(
+                &execution.id,
+                &runner,
+                answered(1, t, 200),
+                ExecutionStatus::Succeeded
+            )]
         )
         .await,
         [true]
     );
     let survivor = insert_execution(store, &kept, t, None).await;
 
-    assert!(store.delete_job(&workspace.id, &doomed.id).await.expect("delete"));
-    assert_eq!(store.job(&workspace.id, &doomed.id).await.expect("read"), None);
+    assert!(
+        store
+            .delete_job(&workspace.id, &doomed.id)
+            .await
+            .expect("delete")
+    );
     assert_eq!(
-        store.execution(&workspace.id, &execution.id).await.expect("read"),
+        store.job(&workspace.id, &doomed.id).await.expect("read"),
+        None
+    );
+    assert_eq!(
+        store
+            .execution(&workspace.id, &execution.id)
+            .await
+            .expect("read"),
         None
     );
     assert!(all_executions(store, &workspace, &doomed).await.is_empty());
-    assert!(!store.delete_job(&workspace.id, &doomed.id).await.expect("delete again"));
+    assert!(
+        !store
+            .delete_job(&workspace.id, &doomed.id)
+            .await
+            .expect("delete again")
+    );
 
-    assert!(store.job(&workspace.id, &kept.id).await.expect("read").is_some());
+    assert!(
+        store
+            .job(&workspace.id, &kept.id)
+            .await
+            .expect("read")
+            .is_some()
+    );
     assert!(
         store
             .execution(&workspace.id, &survivor.id)
@@ -1343,7 +1568,10 @@ pub async fn signing_secret_rotation(store: &dyn Store) {
         Some(workspace.clone())
     );
     assert_eq!(
-        store.workspace_by_slug(&workspace.slug).await.expect("read"),
+        store
+            .workspace_by_slug(&workspace.slug)
+            .await
+            .expect("read"),
         Some(workspace.clone())
     );
     let t = now();
@@ -1367,7 +1595,10 @@ pub async fn signing_secret_rotation(store: &dyn Store) {
         .await
         .expect("rotate again");
     assert_eq!(again.signing_secret, "whsec_third");
-    assert_eq!(again.previous_signing_secret.as_deref(), Some("whsec_second"));
+    assert_eq!(
+        again.previous_signing_secret.as_deref(),
+        Some("whsec_second")
+    );
     assert_eq!(again.signing_secret_rotated_at, Some(t + secs(1)));
 
     assert!(matches!(
@@ -1377,11 +1608,17 @@ pub async fn signing_secret_rotation(store: &dyn Store) {
         Err(StoreError::NotFound)
     ));
     assert_eq!(
-        store.workspace(&ids::new_id(ids::WORKSPACE)).await.expect("read"),
+        store
+            .workspace(&ids::new_id(ids::WORKSPACE))
+            .await
+            .expect("read"),
         None
     );
     assert_eq!(
-        store.workspace_by_slug("no-such-slug-anywhere").await.expect("read"),
+        store
+            .workspace_by_slug("no-such-slug-anywhere")
+            .await
+            .expect("read"),
         None
     );
 
@@ -1389,7 +1626,10 @@ pub async fn signing_secret_rotation(store: &dyn Store) {
     twin.id = ids::new_id(ids::WORKSPACE);
     match store.create_workspace(&twin).await {
         Err(StoreError::Conflict { what }) => {
-            assert!(what.contains(&workspace.slug), "the conflict names the slug: {what}")
+            assert!(
+                what.contains(&workspace.slug),
+                "the conflict names the slug: {what}"
+            )
         }
         other => panic!("a taken slug must conflict, got {other:?}"),
     }
@@ -1413,7 +1653,10 @@ pub async fn api_keys_and_users(store: &dyn Store) {
         Some(key.clone())
     );
     assert_eq!(
-        store.api_key_by_hash(&format!("{suffix}0000")).await.expect("read"),
+        store
+            .api_key_by_hash(&format!("{suffix}0000"))
+            .await
+            .expect("read"),
         None
     );
     let mut twin = key.clone();

@@ -11,9 +11,7 @@ pub mod conformance;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use cronhook_core::{
-    Attempt, Concurrency, Execution, ExecutionStatus, Job, JobSpec, Trigger,
-};
+use cronhook_core::{Attempt, Concurrency, Execution, ExecutionStatus, Job, JobSpec, Trigger};
 
 /// What can go wrong in a store.
 #[derive(Debug, thiserror::Error)]
@@ -217,7 +215,8 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces a job's spec, `next_run_at` and `updated_at`; `NotFound` or `Conflict` on name.
     async fn update_job(&self, job: &Job) -> StoreResult<()>;
     /// Pauses a job on the target's behalf (a `410 Gone`); false when there was none.
-    async fn pause_job(&self, workspace_id: &str, id: &str, at: DateTime<Utc>) -> StoreResult<bool>;
+    async fn pause_job(&self, workspace_id: &str, id: &str, at: DateTime<Utc>)
+    -> StoreResult<bool>;
     /// Deletes a job and its executions; false when there was none.
     async fn delete_job(&self, workspace_id: &str, id: &str) -> StoreResult<bool>;
 

@@ -84,7 +84,11 @@ mod tests {
         let (key, hash) = new_api_key();
         assert!(key.starts_with(KEY_PREFIX));
         assert_eq!(key.len(), KEY_PREFIX.len() + KEY_RANDOM_CHARS);
-        assert!(key[KEY_PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert!(
+            key[KEY_PREFIX.len()..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric())
+        );
         assert_eq!(hash, hash_api_key(&key));
         assert_eq!(hash.len(), 64);
         assert_ne!(new_api_key().0, key);

@@ -69,7 +69,12 @@ impl ApiError {
         } else {
             format!("{field}: {message}")
         };
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail).with_field(field)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            detail,
+        )
+        .with_field(field)
     }
 
     /// 401 with `WWW-Authenticate: Bearer`.
@@ -194,10 +199,7 @@ impl IntoResponse for ApiError {
         }
         let mut response = (self.status, Json(self.body())).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(PROBLEM_JSON),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if self.www_authenticate {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

@@ -46,7 +46,8 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 || (media_type.starts_with("application/") && media_type.ends_with("+json"))
         });
         if !is_json {
-            let sent = media_type.map_or_else(|| "no Content-Type".to_owned(), |m| format!("`{m}`"));
+            let sent =
+                media_type.map_or_else(|| "no Content-Type".to_owned(), |m| format!("`{m}`"));
             return Err(ApiError::unsupported_media_type(format!(
                 "Content-Type: the request body must be JSON (application/json, or application/merge-patch+json for PATCH), not {sent}"
             )));
@@ -78,15 +79,22 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 /// Deserializes a JSON value into `T`; a wrong type, an unknown field or a missing field is a
 /// 422 naming the field's path (`request.url`, `retry.max_attempts`).
 pub fn from_json<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    let original = value.clone();
     serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
         let path = if path == "." { String::new() } else { path };
         let message = error.inner().to_string();
-        // serde reports a missing or unknown field at the enclosing object; name the field itself.
+        if message.starts_with("data did not match any variant of untagged enum") {
+            let at = value_at(&original, error.path());
+            let (field, message) = explain_untagged(&path, &message, at);
+            return ApiError::invalid(field, message);
+        }
+        // serde reports a missing field at the enclosing object; name the field itself.
         let named = ["missing field `", "unknown field `"]
             .iter()
             .find_map(|prefix| message.strip_prefix(prefix))
             .and_then(|rest| rest.split('`').next())
+            .filter(|name| path != *name && !path.ends_with(&format!(".{name}")))
             .map(|name| join_path(&path, name));
         let field = named.unwrap_or(path);
         if field.is_empty() {
@@ -95,6 +103,74 @@ pub fn from_json<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
             ApiError::invalid(field, message)
         }
     })
+}
+
+/// The value at a deserialization error's path.
+fn value_at<'a>(root: &'a Value, path: &serde_path_to_error::Path) -> Option<&'a Value> {
+    use serde_path_to_error::Segment;
+    path.iter().try_fold(root, |value, segment| match segment {
+        Segment::Seq { index } => value.get(*index),
+        Segment::Map { key } => value.get(key.as_str()),
+        Segment::Enum { .. } | Segment::Unknown => Some(value),
+    })
+}
+
+/// Says what an untagged enum (a schedule, a success status rule) accepts, naming the inner
+/// field that is wrong where it can tell; serde's own message names no field.
+fn explain_untagged(path: &str, message: &str, value: Option<&Value>) -> (String, String) {
+    const SCHEDULE_SHAPES: &str =
+        r#"a schedule is {"cron": EXPR, "timezone": IANA} or {"at": RFC3339}"#;
+    if message.contains("StatusRule") {
+        return (
+            path.to_owned(),
+            r#"must be a string of status classes such as "2xx,3xx", or a list of status codes such as [200, 204]"#.to_owned(),
+        );
+    }
+    if !message.contains("ScheduleSpec") {
+        return (path.to_owned(), message.to_owned());
+    }
+    let Some(Value::Object(fields)) = value else {
+        return (
+            path.to_owned(),
+            format!("must be an object: {SCHEDULE_SHAPES}"),
+        );
+    };
+    let allowed: &[&str] = if fields.contains_key("at") {
+        &["at"]
+    } else if fields.contains_key("cron") {
+        &["cron", "timezone"]
+    } else {
+        return (
+            path.to_owned(),
+            format!("names neither `cron` nor `at`: {SCHEDULE_SHAPES}"),
+        );
+    };
+    if let Some(extra) = fields.keys().find(|key| !allowed.contains(&key.as_str())) {
+        return (
+            join_path(path, extra),
+            format!("is not a schedule field: {SCHEDULE_SHAPES}"),
+        );
+    }
+    for name in allowed {
+        match fields.get(*name) {
+            Some(Value::String(text)) if *name == "at" => {
+                if let Err(error) = chrono::DateTime::parse_from_rfc3339(text) {
+                    return (
+                        join_path(path, name),
+                        format!(
+                            "`{text}` is not an RFC 3339 timestamp such as \"2026-11-27T02:00:00Z\": {error}"
+                        ),
+                    );
+                }
+            }
+            Some(Value::String(_)) | None => {}
+            Some(_) => return (join_path(path, name), "must be a string".to_owned()),
+        }
+    }
+    (
+        path.to_owned(),
+        format!("is not a valid schedule: {SCHEDULE_SHAPES}"),
+    )
 }
 
 fn join_path(parent: &str, name: &str) -> String {
@@ -230,7 +306,9 @@ mod tests {
     fn limits_default_and_are_bounded() {
         assert_eq!(page_request(&params(&[])).map(|p| p.limit).ok(), Some(50));
         assert_eq!(
-            page_request(&params(&[("limit", "500")])).map(|p| p.limit).ok(),
+            page_request(&params(&[("limit", "500")]))
+                .map(|p| p.limit)
+                .ok(),
             Some(500)
         );
         for bad in ["0", "501", "ten", "-1", ""] {
@@ -278,5 +356,46 @@ mod tests {
             Some("inner.extra")
         );
         assert_eq!(field(json!({})).as_deref(), Some("inner"));
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct WithSchedule {
+        schedule: cronhook_core::ScheduleSpec,
+        #[serde(default)]
+        status: cronhook_core::StatusRule,
+    }
+
+    #[test]
+    fn untagged_schedule_errors_name_the_inner_field() {
+        use serde_json::json;
+        let field = |value: Value| {
+            from_json::<WithSchedule>(value)
+                .expect_err("refused")
+                .body()["field"]
+                .as_str()
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            field(json!({"schedule": {"at": "tomorrow"}})).as_deref(),
+            Some("schedule.at")
+        );
+        assert_eq!(
+            field(json!({"schedule": {"cron": 5}})).as_deref(),
+            Some("schedule.cron")
+        );
+        assert_eq!(
+            field(json!({"schedule": {"cron": "* * * * *", "tz": "UTC"}})).as_deref(),
+            Some("schedule.tz")
+        );
+        assert_eq!(
+            field(json!({"schedule": "daily"})).as_deref(),
+            Some("schedule")
+        );
+        assert_eq!(field(json!({"schedule": {}})).as_deref(), Some("schedule"));
+        assert_eq!(
+            field(json!({"schedule": {"at": "2030-01-01T00:00:00Z"}, "status": true})).as_deref(),
+            Some("status")
+        );
     }
 }

@@ -4,6 +4,8 @@
 //! Editing a job never fires it: `next_run_at` is recomputed from now when the schedule or the
 //! paused flag changes, and kept otherwise.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -54,7 +56,10 @@ pub(crate) async fn load_job(state: &AppState, caller: &Caller, id: &str) -> Res
 /// Removes the read-only fields a client may have copied from a job it read.
 fn strip_read_only(body: &mut Value) -> Result<(), ApiError> {
     let Value::Object(fields) = body else {
-        return Err(ApiError::invalid("", "the request body must be a JSON object"));
+        return Err(ApiError::invalid(
+            "",
+            "the request body must be a JSON object",
+        ));
     };
     for field in JOB_READ_ONLY_FIELDS {
         fields.remove(field);
@@ -88,6 +93,7 @@ async fn create_job(
     JsonBody(mut body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
     strip_read_only(&mut body)?;
+    restore_masked_headers(&mut body, &BTreeMap::new())?;
     let spec: JobSpec = from_json(body)?;
     let id = ids::new_id(ids::JOB);
     let now = now_ms();
@@ -133,7 +139,11 @@ async fn get_job(
 
 /// Puts back stored secrets where the patched spec holds their masked form, and refuses a masked
 /// value that stands for no stored secret (the client would otherwise save `••••` as the value).
-fn restore_masked_headers(patched: &mut Value, stored: &JobSpec) -> Result<(), ApiError> {
+/// On create there is nothing stored, so any masked value is refused.
+fn restore_masked_headers(
+    patched: &mut Value,
+    stored: &BTreeMap<String, String>,
+) -> Result<(), ApiError> {
     let Some(Value::Object(headers)) = patched
         .get_mut("request")
         .and_then(|request| request.get_mut("headers"))
@@ -145,10 +155,8 @@ fn restore_masked_headers(patched: &mut Value, stored: &JobSpec) -> Result<(), A
         if !sent.starts_with(secrets::MASK) {
             continue;
         }
-        let stored_value = stored.request.headers.get(name).or_else(|| {
+        let stored_value = stored.get(name).or_else(|| {
             stored
-                .request
-                .headers
                 .iter()
                 .find(|(stored_name, _)| stored_name.eq_ignore_ascii_case(name))
                 .map(|(_, value)| value)
@@ -178,13 +186,13 @@ async fn patch_job(
     strip_read_only(&mut patch)?;
     let mut patched = serde_json::to_value(&job.spec).map_err(ApiError::internal)?;
     crate::merge_patch::merge_patch(&mut patched, &patch);
-    restore_masked_headers(&mut patched, &job.spec)?;
+    restore_masked_headers(&mut patched, &job.spec.request.headers)?;
     let spec: JobSpec = from_json(patched)?;
     let schedule = validate_job(&spec, &job.id, job.created_at, &state.targets)?;
 
     let now = now_ms();
-    let schedule_changed = serde_json::to_value(&spec.schedule).ok()
-        != serde_json::to_value(&job.spec.schedule).ok();
+    let schedule_changed =
+        serde_json::to_value(&spec.schedule).ok() != serde_json::to_value(&job.spec.schedule).ok();
     let paused_changed = spec.paused != job.spec.paused;
     if schedule_changed {
         require_future(&schedule, now)?;
@@ -299,7 +307,7 @@ mod tests {
     #[test]
     fn a_masked_header_sent_back_keeps_the_stored_secret() {
         let mut patched = json!({"request": {"headers": {"authorization": "••••1234"}}});
-        restore_masked_headers(&mut patched, &stored()).expect("restored");
+        restore_masked_headers(&mut patched, &stored().request.headers).expect("restored");
         assert_eq!(
             patched["request"]["headers"]["authorization"],
             "Bearer abcdefgh1234"
@@ -309,11 +317,12 @@ mod tests {
     #[test]
     fn a_new_value_replaces_the_secret_and_a_foreign_mask_is_refused() {
         let mut patched = json!({"request": {"headers": {"Authorization": "Bearer new"}}});
-        restore_masked_headers(&mut patched, &stored()).expect("kept");
+        restore_masked_headers(&mut patched, &stored().request.headers).expect("kept");
         assert_eq!(patched["request"]["headers"]["Authorization"], "Bearer new");
 
         let mut wrong = json!({"request": {"headers": {"Authorization": "••••9999"}}});
-        let error = restore_masked_headers(&mut wrong, &stored()).expect_err("refused");
+        let error =
+            restore_masked_headers(&mut wrong, &stored().request.headers).expect_err("refused");
         assert_eq!(error.body()["field"], "request.headers.Authorization");
     }
 }

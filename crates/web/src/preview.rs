@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use cronhook_core::{CompiledSchedule, ScheduleSpec};
 use serde_json::{Value, json};
 
@@ -30,7 +30,8 @@ async fn preview(
     _caller: Caller,
     params: Params,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(preview_body(&params, Utc::now())?))
+    // Whole seconds, so `@every` previews anchored at now read cleanly.
+    Ok(Json(preview_body(&params, Utc::now().trunc_subsecs(0))?))
 }
 
 /// The preview for the query `params`, with `now` as the default start.
@@ -38,7 +39,12 @@ fn preview_body(params: &Params, now: DateTime<Utc>) -> Result<Value, ApiError> 
     let cron = params
         .get("cron")
         .filter(|cron| !cron.trim().is_empty())
-        .ok_or_else(|| ApiError::invalid("cron", "is required (a cron expression such as `0 3 * * *`)"))?;
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "cron",
+                "is required (a cron expression such as `0 3 * * *`)",
+            )
+        })?;
     let timezone = params.get("timezone").unwrap_or("UTC");
     if timezone.parse::<chrono_tz::Tz>().is_err() {
         return Err(ApiError::invalid(
@@ -70,13 +76,15 @@ fn preview_body(params: &Params, now: DateTime<Utc>) -> Result<Value, ApiError> 
                 )
             })?,
     };
-    let spec: ScheduleSpec =
-        serde_json::from_value(json!({"cron": cron, "timezone": timezone})).map_err(|error| {
-            ApiError::invalid("cron", format!("is not a valid schedule: {error}"))
-        })?;
+    let spec: ScheduleSpec = serde_json::from_value(json!({"cron": cron, "timezone": timezone}))
+        .map_err(|error| ApiError::invalid("cron", format!("is not a valid schedule: {error}")))?;
     let schedule = CompiledSchedule::compile(&spec, PREVIEW_SEED, from).map_err(|error| {
         let field = error.field.rsplit('.').next().unwrap_or("cron").to_owned();
-        let field = if field == "timezone" { field } else { "cron".to_owned() };
+        let field = if field == "timezone" {
+            field
+        } else {
+            "cron".to_owned()
+        };
         ApiError::invalid(field, error.message)
     })?;
     let zone = schedule.timezone();
@@ -133,9 +141,15 @@ mod tests {
         };
         assert_eq!(field(&[("cron", "nope")]), "cron");
         assert_eq!(field(&[]), "cron");
-        assert_eq!(field(&[("cron", "* * * * *"), ("timezone", "Mars/Olympus")]), "timezone");
+        assert_eq!(
+            field(&[("cron", "* * * * *"), ("timezone", "Mars/Olympus")]),
+            "timezone"
+        );
         assert_eq!(field(&[("cron", "* * * * *"), ("count", "0")]), "count");
         assert_eq!(field(&[("cron", "* * * * *"), ("count", "101")]), "count");
-        assert_eq!(field(&[("cron", "* * * * *"), ("from", "yesterday")]), "from");
+        assert_eq!(
+            field(&[("cron", "* * * * *"), ("from", "yesterday")]),
+            "from"
+        );
     }
 }
