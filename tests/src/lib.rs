@@ -14,6 +14,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use chrono::{DateTime, Utc};
 
+pub mod postgres;
+
 pub use serde_json::{Value, json};
 
 /// The `cronhook` binary under test: `CRONHOOK_BIN`, or the one cargo built beside this test.
@@ -78,10 +80,18 @@ pub struct Cronhook {
 impl Cronhook {
     /// Starts cronhook on a fresh SQLite database and waits until it is ready.
     pub async fn start(options: ServeOptions) -> Cronhook {
+        Self::start_on(None, options).await
+    }
+
+    /// Starts cronhook on `database_url` (a fresh SQLite file when `None`) and waits until it
+    /// is ready. Several processes may share one PostgreSQL database.
+    pub async fn start_on(database_url: Option<&str>, options: ServeOptions) -> Cronhook {
         install_crypto_provider();
         let temp = tempfile::tempdir().expect("temporary data directory");
         let data_dir = temp.path().to_path_buf();
-        let database_url = format!("sqlite://{}/cronhook.db", data_dir.display());
+        let database_url = database_url
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("sqlite://{}/cronhook.db", data_dir.display()));
         let mut cronhook = Cronhook {
             child: None,
             base_url: String::new(),
@@ -181,6 +191,22 @@ impl Cronhook {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, `TERM`, …) to the process.
+    pub fn signal(&self, name: &str) {
+        let pid = self.pid().expect("cronhook is running");
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} {pid}");
     }
 
     /// Starts the process again on the same database and port.

@@ -58,6 +58,18 @@ pub enum Command {
     /// Manage dashboard users.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Export, apply and import a workspace's jobs, through the REST API (--api-url, --api-key).
+    #[command(subcommand)]
+    Jobs(crate::jobs::JobsCommand),
+    /// Copy the SQLite database to a new file, consistently, while cronhook runs.
+    ///
+    /// To restore: stop cronhook, copy the backup over the database file, delete the
+    /// database's `-wal` and `-shm` files beside it, and start cronhook again. For PostgreSQL,
+    /// use pg_dump and pg_restore.
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        path: std::path::PathBuf,
+    },
 }
 
 /// `cronhook keys …`
@@ -127,7 +139,12 @@ pub struct ServeOptions {
     /// node's work is taken over within this time.
     #[arg(long, env = "CRONHOOK_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub lease_seconds: u64,
-    /// This node's id in leases and logs (default: host name and a random suffix).
+    /// An occurrence later than this many milliseconds (cronhook was down or stalled) is a
+    /// misfire, handled by the job's `misfire` policy (`skip`, `fire_once`, `fire_all`).
+    #[arg(long, env = "CRONHOOK_MISFIRE_THRESHOLD_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
+    pub misfire_threshold_ms: u64,
+    /// This node's name in leases, logs and the node list (default: the host name); each start
+    /// adds a random suffix, so a restarted node never inherits its previous leases.
     #[arg(long, env = "CRONHOOK_NODE_ID")]
     pub node_id: Option<String>,
 }
@@ -159,9 +176,11 @@ pub async fn open_store(options: &GlobalOptions) -> anyhow::Result<Arc<dyn Store
         return Ok(Arc::new(store));
     }
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        bail!(
-            "DATABASE_URL: PostgreSQL is not supported by this build yet; use sqlite://path/to/cronhook.db"
-        );
+        let store = cronhook_store_postgres::PostgresStore::open(url)
+            .await
+            .with_context(|| format!("connecting to the PostgreSQL database {}", redact(url)))?;
+        store.migrate().await.context("applying migrations")?;
+        return Ok(Arc::new(store));
     }
     bail!(
         "DATABASE_URL: `{}` must start with sqlite:// or postgres://",

@@ -3,7 +3,10 @@
 //!
 //! Architecture invariant: this is the only crate (besides tests) that names a concrete store.
 
+mod backup;
 mod config;
+mod crontab;
+mod jobs;
 mod serve;
 
 use std::io::Read as _;
@@ -44,6 +47,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         Command::Serve(options) => serve::serve(&cli.global, options).await,
+        Command::Jobs(command) => jobs::run(command).await,
+        Command::Backup { path } => backup::backup(&cli.global, &path).await,
         Command::Migrate => {
             let store = config::open_store(&cli.global).await?;
             drop(store);

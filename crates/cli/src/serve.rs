@@ -17,7 +17,7 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
     }
     let has = |role: Role| options.role.contains(&role);
     let store = crate::config::open_store(global).await?;
-    let node_id = options.node_id.clone().unwrap_or_else(default_node_id);
+    let node_id = incarnation_id(options.node_id.as_deref());
     let targets = TargetPolicy {
         allow_private: options.allow_private_targets,
         allowed_nets: options.allowed_target_nets.clone(),
@@ -26,6 +26,7 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
     let shutdown = CancellationToken::new();
     let jobs_changed = Arc::new(Notify::new());
     let mut tasks = tokio::task::JoinSet::new();
+    let metrics = install_metrics(&mut tasks, shutdown.clone());
 
     let executor = if has(Role::Executor) {
         let (executor, handle) = cronhook_executor::Executor::new(
@@ -46,17 +47,20 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
     };
 
     if has(Role::Scheduler) {
-        let local_executor = executor
-            .clone()
-            .map(|handle| cronhook_scheduler::LocalExecutor {
+        let local_executor = executor.clone().map(|handle| {
+            let canceller = handle.clone();
+            cronhook_scheduler::LocalExecutor {
                 node_id: node_id.clone(),
                 lease,
                 submit: Arc::new(move |execution| handle.submit(execution)),
-            });
+                cancel_job: Arc::new(move |job_id| canceller.cancel_job(job_id)),
+            }
+        });
         let scheduler = cronhook_scheduler::Scheduler::new(
             Arc::clone(&store),
             cronhook_scheduler::SchedulerConfig {
                 local_executor,
+                misfire_threshold: Duration::from_millis(options.misfire_threshold_ms),
                 ..cronhook_scheduler::SchedulerConfig::default()
             },
             Arc::clone(&jobs_changed),
@@ -70,6 +74,7 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
             executor: executor.clone(),
             jobs_changed: Arc::clone(&jobs_changed),
             targets,
+            metrics,
         };
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
@@ -107,6 +112,64 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
     Ok(())
 }
 
+/// Fire lag buckets, in seconds: a healthy scheduler fires within milliseconds; catch-ups after
+/// downtime land in the last buckets.
+const FIRE_LAG_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+/// Attempt duration buckets, in seconds, up to the longest timeout (15 minutes).
+const ATTEMPT_DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0,
+];
+/// How often the recorder's histograms are drained when nobody scrapes.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// Installs the Prometheus recorder for the `metrics` facade the roles record through (once per
+/// process), registers every metric's help text, and returns what renders `GET /metrics`.
+/// Without a recorder (installation failed) the process runs on and `/metrics` answers 404.
+fn install_metrics(
+    tasks: &mut tokio::task::JoinSet<()>,
+    shutdown: CancellationToken,
+) -> Option<cronhook_web::MetricsRender> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let installed = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(cronhook_executor::telemetry::FIRE_LAG_SECONDS.to_owned()),
+            FIRE_LAG_BUCKETS,
+        )
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(
+                Matcher::Full(cronhook_executor::telemetry::ATTEMPT_DURATION_SECONDS.to_owned()),
+                ATTEMPT_DURATION_BUCKETS,
+            )
+        })
+        .and_then(|builder| builder.install_recorder());
+    let handle = match installed {
+        Ok(handle) => handle,
+        Err(error) => {
+            tracing::warn!(%error, "cannot install the metrics recorder; /metrics is off");
+            return None;
+        }
+    };
+    cronhook_executor::describe_metrics();
+    cronhook_scheduler::describe_metrics();
+    // Recorded by the alerts feature; described here so the help text is there once it counts.
+    metrics::describe_counter!(
+        "cronhook_alerts_total",
+        "Alerts sent, by kind (failure, recovery, test) and whether the delivery succeeded."
+    );
+    let upkeep = handle.clone();
+    tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(METRICS_UPKEEP) => upkeep.run_upkeep(),
+            }
+        }
+    });
+    Some(Arc::new(move || handle.render()))
+}
+
 /// Waits for SIGINT (Ctrl-C) or SIGTERM.
 async fn wait_for_signal() {
     let interrupt = tokio::signal::ctrl_c();
@@ -131,14 +194,17 @@ async fn wait_for_signal() {
     }
 }
 
-/// A node id unique enough for leases: the host name and a random suffix.
-fn default_node_id() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
+/// The id this process holds leases under: the node's name (`--node-id`, or the host name) and
+/// a random suffix for this start. The suffix matters: a node restarted under the same name must
+/// not renew, and so keep for ever, the leases its previous incarnation held when it died.
+fn incarnation_id(name: Option<&str>) -> String {
+    let name = name
+        .map(str::to_owned)
+        .or_else(|| std::env::var("HOSTNAME").ok())
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "node".to_owned());
     let suffix: u32 = rand::random();
-    format!("{host}-{suffix:08x}")
+    format!("{name}-{suffix:08x}")
 }

@@ -12,6 +12,7 @@ use crate::schedule::ScheduleSpec;
 
 /// Everything a user defines about a job: the writable fields of the API object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     pub name: String,
@@ -35,6 +36,7 @@ pub struct JobSpec {
 
 /// The HTTP request a job sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequestSpec {
     #[serde(default = "default_method")]
@@ -60,6 +62,7 @@ fn default_timeout_ms() -> u64 {
 
 /// How failed attempts are retried. `max_attempts` counts the first attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryPolicy {
     pub max_attempts: u32,
@@ -81,6 +84,7 @@ impl Default for RetryPolicy {
 
 /// What makes a response count as a success.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct SuccessRule {
     pub status: StatusRule,
@@ -90,6 +94,7 @@ pub struct SuccessRule {
 
 /// Accepted status codes: classes such as `"2xx,3xx"`, or a list of codes such as `[200, 204]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum StatusRule {
     Classes(String),
@@ -134,6 +139,7 @@ impl StatusRule {
 
 /// What happens when an occurrence comes while the previous execution still runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Concurrency {
     #[default]
@@ -144,6 +150,7 @@ pub enum Concurrency {
 
 /// What happens to occurrences missed while cronhook was down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Misfire {
     Skip,
@@ -154,6 +161,7 @@ pub enum Misfire {
 
 /// Who hears about failures, and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertPolicy {
     pub after_consecutive_failures: u32,
@@ -185,6 +193,7 @@ pub struct Job {
 
 /// Why an execution exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
     Schedule,
@@ -195,6 +204,7 @@ pub enum Trigger {
 
 /// Where an execution is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ExecutionStatus {
     Queued,
@@ -221,6 +231,7 @@ impl ExecutionStatus {
 
 /// Why an attempt got no valid response, or why its response was judged a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     Timeout,
@@ -236,6 +247,7 @@ pub enum ErrorKind {
 
 /// The error of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct AttemptError {
     pub kind: ErrorKind,
     pub message: String,
@@ -243,6 +255,7 @@ pub struct AttemptError {
 
 /// Where the time of one attempt went, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Timing {
     pub dns_ms: Option<u64>,
     pub connect_ms: Option<u64>,
@@ -253,6 +266,7 @@ pub struct Timing {
 
 /// One HTTP attempt of an execution, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Attempt {
     pub number: u32,
     pub started_at: DateTime<Utc>,

@@ -73,6 +73,13 @@ fn default_timezone() -> String {
 /// What the user wrote. Serde: untagged; `{"cron": "...", "timezone": "..."}` or `{"at": "..."}`;
 /// deny unknown fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "utoipa",
+    schema(
+        description = "When a job fires: `{\"cron\": EXPR, \"timezone\": IANA}` (time zone default `UTC`) or `{\"at\": RFC3339}` (once)."
+    )
+)]
 #[serde(untagged, deny_unknown_fields)]
 pub enum ScheduleSpec {
     Cron {

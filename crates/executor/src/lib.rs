@@ -12,6 +12,7 @@
 
 mod http;
 pub mod signing;
+pub mod telemetry;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 pub use http::{BlockedTarget, MAX_REDIRECTS, TooManyRedirects};
+pub use telemetry::describe_metrics;
 
 /// The `User-Agent` of every request cronhook sends.
 pub const USER_AGENT: &str = concat!("cronhook/", env!("CARGO_PKG_VERSION"));
@@ -120,8 +122,13 @@ struct WriteRequest {
     reply: oneshot::Sender<bool>,
 }
 
+/// The executions this node is working on, by execution id, with their job id and the token
+/// that cancels them (the `replace` overlap policy).
+type Running = Arc<Mutex<HashMap<String, (String, CancellationToken)>>>;
+
 /// What every execution task shares.
 struct Shared {
+    running: Running,
     store: Arc<dyn Store>,
     config: ExecutorConfig,
     http: http::HttpClients,
@@ -142,6 +149,7 @@ pub struct Executor {
 }
 
 struct HandleInner {
+    running: Running,
     node_id: String,
     lease: Duration,
     inbox: mpsc::UnboundedSender<ClaimedExecution>,
@@ -187,6 +195,19 @@ impl ExecutorHandle {
         }
     }
 
+    /// Stops working on the job's executions that this node has in flight: the `replace`
+    /// overlap policy, after the store has recorded them cancelled. Their attempt in flight is
+    /// dropped without a record (the store wrote the cut attempt).
+    pub fn cancel_job(&self, job_id: &str) {
+        let running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+        for (execution_id, (running_job, token)) in running.iter() {
+            if running_job == job_id {
+                debug!(%execution_id, %job_id, "cancelling: replaced by a newer occurrence");
+                token.cancel();
+            }
+        }
+    }
+
     /// Asks the poller to look for claimable work now.
     pub fn wake(&self) {
         self.inner.wake.notify_one();
@@ -227,8 +248,10 @@ impl Executor {
         let wake = Arc::new(Notify::new());
         let counters = Arc::new(Counters::default());
         let permits = config.max_in_flight.min(Semaphore::MAX_PERMITS);
+        let running: Running = Arc::default();
         let handle = ExecutorHandle {
             inner: Arc::new(HandleInner {
+                running: running.clone(),
                 node_id: config.node_id.clone(),
                 lease: config.lease,
                 inbox: inbox_tx.clone(),
@@ -237,6 +260,7 @@ impl Executor {
             }),
         };
         let shared = Arc::new(Shared {
+            running,
             store,
             config,
             http,
@@ -274,6 +298,7 @@ impl Executor {
         let renewer = tokio::spawn(renew_loop(shared.clone(), hard_stop.clone()));
         let poller = tokio::spawn(poll_loop(shared.clone(), inbox_tx, wake, shutdown.clone()));
         info!(node_id = %shared.config.node_id, "executor started");
+        telemetry::start_gauges();
 
         let mut tasks = JoinSet::new();
         loop {
@@ -468,6 +493,8 @@ async fn write_loop(
 async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: CancellationToken) {
     // `held` was counted when the execution was handed over; this releases it at the end.
     let _held = HeldRelease(&shared.counters);
+    let cancelled = CancellationToken::new();
+    let _registered = Registered::new(&shared.running, &execution, cancelled.clone());
     let lease = chrono_duration(shared.config.lease);
     let max_attempts = execution.spec.retry.max_attempts.max(1);
     let mut number = execution.attempts_done + 1;
@@ -500,7 +527,12 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
             }
         };
         let finished = matches!(next, NextStep::Finish { .. });
-        if !record(&shared, &execution, attempt, next).await || finished {
+        telemetry::attempt_without_answer(ErrorKind::Interrupted);
+        let recorded = record(&shared, &execution, attempt, next).await;
+        if recorded && finished {
+            telemetry::execution_finished(execution.trigger, ExecutionStatus::Failed);
+        }
+        if !recorded || finished {
             return;
         }
         number += 1;
@@ -517,6 +549,7 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
         let Some(workspace) = workspace_for(&shared, &execution.workspace_id, &stop).await else {
             return;
         };
+        let queued = telemetry::GaugeGuard::queued();
         let permit = tokio::select! {
             biased;
             () = stop.cancelled() => return,
@@ -525,11 +558,29 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
                 Err(_) => return,
             },
         };
-        let outcome =
-            make_attempt(&shared, &execution, number, &workspace, body_regex.as_ref()).await;
+        drop(queued);
+        let in_flight = telemetry::GaugeGuard::in_flight();
+        let outcome = tokio::select! {
+            // The store recorded the cut attempt; nothing more to write.
+            () = cancelled.cancelled() => {
+                telemetry::attempt_without_answer(ErrorKind::Cancelled);
+                telemetry::execution_finished(execution.trigger, ExecutionStatus::Cancelled);
+                return;
+            }
+            outcome = make_attempt(&shared, &execution, number, &workspace, body_regex.as_ref()) => outcome,
+        };
         drop(permit);
+        drop(in_flight);
 
         let attempt = outcome.attempt;
+        telemetry::attempt_sent(&attempt, &execution.spec.success.status);
+        if number == 1 {
+            telemetry::first_attempt_sent(
+                execution.trigger,
+                execution.scheduled_for,
+                attempt.started_at,
+            );
+        }
         let now = Utc::now();
         let gone = attempt.status_code == Some(410);
         let error_kind = attempt.error.as_ref().map(|e| e.kind);
@@ -558,8 +609,15 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
             NextStep::Retry { run_at, .. } => Some(*run_at),
             NextStep::Finish { .. } => None,
         };
+        let final_status = match &next {
+            NextStep::Finish { status } => Some(*status),
+            NextStep::Retry { .. } => None,
+        };
         if !record(&shared, &execution, attempt, next).await {
             return;
+        }
+        if let Some(status) = final_status {
+            telemetry::execution_finished(execution.trigger, status);
         }
         if gone {
             warn!(
@@ -582,9 +640,41 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
         let _sleeping = CountGuard::enter(&shared.counters.sleeping);
         tokio::select! {
             () = stop.cancelled() => return,
+            () = cancelled.cancelled() => {
+                telemetry::execution_finished(execution.trigger, ExecutionStatus::Cancelled);
+                return;
+            }
             () = tokio::time::sleep(wait) => {}
         }
         number += 1;
+    }
+}
+
+/// An execution's entry in [`Running`], removed when its task ends.
+struct Registered<'a> {
+    running: &'a Running,
+    execution_id: String,
+}
+
+impl<'a> Registered<'a> {
+    fn new(running: &'a Running, execution: &ClaimedExecution, token: CancellationToken) -> Self {
+        running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(execution.id.clone(), (execution.job_id.clone(), token));
+        Self {
+            running,
+            execution_id: execution.id.clone(),
+        }
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.execution_id);
     }
 }
 

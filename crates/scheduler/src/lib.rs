@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use cronhook_core::{CompiledSchedule, Job};
+use cronhook_core::{CompiledSchedule, Concurrency, Job};
 use cronhook_store::{ClaimedExecution, Materialized, Store, StoreError};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +33,9 @@ pub struct LocalExecutor {
     pub lease: Duration,
     /// Hands a leased execution to the executor; must not block.
     pub submit: Arc<dyn Fn(ClaimedExecution) + Send + Sync>,
+    /// Stops the executor's work on a job's executions (the `replace` policy: the store has
+    /// recorded them cancelled); must not block.
+    pub cancel_job: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
 /// Scheduler settings.
@@ -56,7 +59,7 @@ impl Default for SchedulerConfig {
         Self {
             lookahead: Duration::from_secs(2),
             batch_size: 1_000,
-            misfire_threshold: Duration::from_secs(5),
+            misfire_threshold: Duration::from_secs(2),
             idle_recheck: Duration::from_secs(5),
             local_executor: None,
         }
@@ -149,6 +152,7 @@ impl Scheduler {
             }
         }
         let report = self.fire(&window, Utc::now()).await?;
+        record_metrics(&report);
         if report != FireReport::default() {
             tracing::debug!(?report, "fired due jobs");
         }
@@ -200,7 +204,19 @@ impl Scheduler {
             match outcome {
                 Materialized::Created => {
                     report.created += occurrence.executions.len();
+                    for execution in &occurrence.executions {
+                        tracing::debug!(
+                            job_id = %execution.job_id,
+                            execution_id = %execution.id,
+                            scheduled_for = %execution.scheduled_for,
+                            trigger = ?execution.trigger,
+                            "occurrence materialized"
+                        );
+                    }
                     if let Some(local) = &self.config.local_executor {
+                        if occurrence.concurrency == Concurrency::Replace {
+                            (local.cancel_job)(&occurrence.job_id);
+                        }
                         for execution in &occurrence.executions {
                             (local.submit)(ClaimedExecution {
                                 id: execution.id.clone(),
@@ -216,8 +232,14 @@ impl Scheduler {
                         }
                     }
                 }
-                Materialized::Skipped => report.skipped += occurrence.executions.len(),
-                Materialized::Superseded => report.superseded += 1,
+                Materialized::Skipped => {
+                    tracing::debug!(job_id = %occurrence.job_id, "occurrence skipped: the previous execution still runs");
+                    report.skipped += occurrence.executions.len();
+                }
+                Materialized::Superseded => {
+                    tracing::debug!(job_id = %occurrence.job_id, "occurrence superseded");
+                    report.superseded += 1;
+                }
             }
         }
         Ok(report)
@@ -244,6 +266,31 @@ impl Scheduler {
                 tracing::error!(job_id = %job.id, error = %error, "stored job has a schedule that no longer compiles; leaving it alone");
                 None
             }
+        }
+    }
+}
+
+/// The name of the scheduler's counter of occurrences, by outcome.
+pub const MATERIALIZED_TOTAL: &str = "cronhook_scheduler_materialized_total";
+
+/// Registers the help text of the scheduler's metrics with the installed recorder.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        MATERIALIZED_TOTAL,
+        "Due occurrences handled by this node's scheduler, by outcome: created (executions made), skipped (forbid overlap), superseded (another scheduler or an edit came first), unschedulable (a stored schedule that no longer compiles)."
+    );
+}
+
+/// Counts one pass's occurrences (a no-op until the binary installs a recorder).
+fn record_metrics(report: &FireReport) {
+    for (outcome, count) in [
+        ("created", report.created),
+        ("skipped", report.skipped),
+        ("superseded", report.superseded),
+        ("unschedulable", report.unschedulable),
+    ] {
+        if count > 0 {
+            metrics::counter!(MATERIALIZED_TOTAL, "outcome" => outcome).increment(count as u64);
         }
     }
 }

@@ -59,6 +59,7 @@ fn scheduler(
         node_id: "node-a".into(),
         lease: std::time::Duration::from_secs(30),
         submit: Arc::new(move |execution| handed.lock().expect("lock").push(execution)),
+        cancel_job: Arc::new(|_| {}),
     });
     Scheduler::new(
         Arc::clone(store),

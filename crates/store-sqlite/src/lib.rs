@@ -148,6 +148,30 @@ impl SqliteStore {
         })
     }
 
+    /// Writes a consistent copy of the whole database to a new file at `path` (`VACUUM INTO`),
+    /// while other processes go on reading and writing. A path that exists is refused.
+    pub async fn backup_to(&self, path: &std::path::Path) -> Result<(), StoreError> {
+        if tokio::fs::symlink_metadata(path).await.is_ok() {
+            return Err(StoreError::Conflict {
+                what: format!("the backup file {}", path.display()),
+            });
+        }
+        let target = path.to_str().ok_or_else(|| {
+            StoreError::Database(
+                format!("the backup path {} is not valid UTF-8", path.display()).into(),
+            )
+        })?;
+        // A read of one snapshot: in WAL mode other connections and processes go on writing.
+        // It runs on the writer connection (the readers are `query_only`, which refuses it), so
+        // this store's own writes wait for it.
+        sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     /// Closes both pools, waiting for connections in use to come back.
     pub async fn close(&self) {
         self.reader.close().await;
@@ -265,6 +289,59 @@ async fn insert_execution_row(
         .execute(conn)
         .await?;
     Ok(done.rows_affected())
+}
+
+/// The `replace` overlap policy: cancels a job's unfinished executions at `at`, recording the cut
+/// attempt of those that were running (which also fences out the executor holding them).
+async fn cancel_unfinished(
+    tx: &mut Transaction<'static, Sqlite>,
+    job_id: &str,
+    at: DateTime<Utc>,
+    replaced_by: DateTime<Utc>,
+) -> StoreResult<()> {
+    let running: Vec<(String, i64)> = sqlx::query_as(
+        // Word for word the where clause of `executions_unfinished_by_job`, narrowed.
+        "select id, attempt_count from executions
+         where job_id = ? and status in ('queued', 'running', 'retrying') and status = 'running'",
+    )
+    .bind(job_id)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    for (execution_id, attempts_done) in running {
+        let attempt = cronhook_core::Attempt {
+            number: u32::try_from(attempts_done + 1)
+                .map_err(|_| StoreError::Corrupt(format!("attempt count {attempts_done}")))?,
+            started_at: at,
+            duration_ms: 0,
+            status_code: None,
+            error: Some(cronhook_core::AttemptError {
+                kind: cronhook_core::ErrorKind::Cancelled,
+                message: format!(
+                    "cancelled: replaced by the occurrence scheduled for {}",
+                    replaced_by.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            }),
+            response_headers: Default::default(),
+            response_body: None,
+            response_body_truncated: false,
+            redirect_location: None,
+            timing: Default::default(),
+        };
+        rows::insert_attempt(tx, &execution_id, &attempt).await?;
+    }
+    sqlx::query(
+        "update executions
+         set attempt_count = attempt_count + (status = 'running'), status = 'cancelled',
+             finished_at = ?1, duration_ms = ?1 - started_at, locked_by = null, lease_until = null
+         where job_id = ?2 and status in ('queued', 'running', 'retrying')",
+    )
+    .bind(ms(at))
+    .bind(job_id)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }
 
 fn execution_conflict(execution: &NewExecution) -> impl FnOnce(&str) -> String {
@@ -646,6 +723,17 @@ impl Store for SqliteStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db_err)?;
+            if occurrence.concurrency == Concurrency::Replace
+                && let Some(first) = occurrence.executions.first()
+            {
+                cancel_unfinished(
+                    &mut tx,
+                    &occurrence.job_id,
+                    first.run_at,
+                    first.scheduled_for,
+                )
+                .await?;
+            }
             let mut inserted = 0;
             for execution in &occurrence.executions {
                 inserted += insert_execution_row(&mut tx, INSERT_EXECUTION_ONCE, execution, skip)
@@ -989,5 +1077,31 @@ mod tests {
             "readers cannot write"
         );
         assert!(format!("{store:?}").contains("plan.db"));
+    }
+
+    #[tokio::test]
+    async fn backups_copy_the_database_and_never_overwrite() {
+        let (store, dir) = fresh().await;
+        let workspace = Workspace {
+            id: "wsp_backup".into(),
+            slug: "backup".into(),
+            signing_secret: "whsec_x".into(),
+            previous_signing_secret: None,
+            signing_secret_rotated_at: None,
+            created_at: DateTime::from_timestamp_millis(1_700_000_000_000).expect("instant"),
+        };
+        store.create_workspace(&workspace).await.expect("create");
+        let path = dir.path().join("copy.db");
+        store.backup_to(&path).await.expect("backup");
+        let copy = SqliteStore::open(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("open the copy");
+        let read = copy.workspace_by_slug("backup").await.expect("read");
+        assert_eq!(read, Some(workspace));
+        copy.close().await;
+        assert!(matches!(
+            store.backup_to(&path).await,
+            Err(StoreError::Conflict { .. })
+        ));
     }
 }

@@ -34,6 +34,7 @@ conformance_tests!(
     materialize_is_exactly_once,
     materialize_skips_when_the_job_changed,
     forbid_records_skipped,
+    replace_cancels_unfinished,
     insert_execution_refuses_duplicates,
     due_jobs_come_in_firing_order,
     claim_takes_each_execution_once,

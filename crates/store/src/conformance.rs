@@ -28,6 +28,7 @@ pub async fn run_all(store: &dyn Store) {
     materialize_is_exactly_once(store).await;
     materialize_skips_when_the_job_changed(store).await;
     forbid_records_skipped(store).await;
+    replace_cancels_unfinished(store).await;
     insert_execution_refuses_duplicates(store).await;
     due_jobs_come_in_firing_order(store).await;
     claim_takes_each_execution_once(store).await;
@@ -839,6 +840,116 @@ pub async fn forbid_records_skipped(store: &dyn Store) {
         materialize(store, &[occurrence(&calm, t, None, Concurrency::Forbid)]).await,
         [Materialized::Created]
     );
+}
+
+/// `replace` cancels the job's unfinished executions in the transaction that creates the new
+/// one, records the cut attempt of a running one, and fences out its executor.
+pub async fn replace_cancels_unfinished(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let t = now();
+    let runner = node("replace");
+    let job = insert_job(store, &workspace, "replaceable", Some(t)).await;
+
+    // One execution running its second attempt (the first failed), one merely queued.
+    let mut first = occurrence(&job, t, Some(t + secs(60)), Concurrency::Allow);
+    first.executions[0].lease = Some(lease(&runner, t + secs(600)));
+    assert_eq!(
+        materialize(store, std::slice::from_ref(&first)).await,
+        [Materialized::Created]
+    );
+    let running_id = first.executions[0].id.clone();
+    assert_eq!(
+        record(
+            store,
+            &[retry(
+                &running_id,
+                &runner,
+                answered(1, t, 503),
+                t,
+                t + secs(600)
+            )]
+        )
+        .await,
+        [true]
+    );
+    let other = insert_execution(store, &job, t - secs(3600), None).await;
+
+    let second = occurrence(
+        &job,
+        t + secs(60),
+        Some(t + secs(120)),
+        Concurrency::Replace,
+    );
+    assert_eq!(
+        materialize(store, std::slice::from_ref(&second)).await,
+        [Materialized::Created]
+    );
+    let at = second.executions[0].run_at;
+
+    let cancelled = store
+        .execution(&workspace.id, &running_id)
+        .await
+        .expect("read")
+        .expect("the replaced execution is kept");
+    assert_eq!(cancelled.status, ExecutionStatus::Cancelled);
+    assert_eq!(cancelled.finished_at, Some(at));
+    // `retrying` is not `running`: no attempt was in flight, so none is recorded as cut.
+    assert_eq!(cancelled.attempts.len(), 1);
+    assert_eq!(
+        execution_status(store, &workspace, &other.id).await,
+        ExecutionStatus::Cancelled
+    );
+    assert_eq!(
+        execution_status(store, &workspace, &second.executions[0].id).await,
+        ExecutionStatus::Queued,
+        "the new occurrence is not cancelled by its own creation"
+    );
+
+    // A running execution's cut attempt is recorded, and its executor is fenced out.
+    let mut third = occurrence(&job, t + secs(120), Some(t + secs(180)), Concurrency::Allow);
+    third.executions[0].lease = Some(lease(&runner, t + secs(600)));
+    materialize(store, std::slice::from_ref(&third)).await;
+    let third_id = third.executions[0].id.clone();
+    let fourth = occurrence(
+        &job,
+        t + secs(180),
+        Some(t + secs(240)),
+        Concurrency::Replace,
+    );
+    assert_eq!(
+        materialize(store, std::slice::from_ref(&fourth)).await,
+        [Materialized::Created]
+    );
+    let cut = store
+        .execution(&workspace.id, &third_id)
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(cut.status, ExecutionStatus::Cancelled);
+    assert_eq!(cut.attempts.len(), 1);
+    assert_eq!(cut.attempts[0].number, 1);
+    assert_eq!(
+        cut.attempts[0].error.as_ref().map(|e| e.kind),
+        Some(ErrorKind::Cancelled)
+    );
+    assert_eq!(
+        record(
+            store,
+            &[finish(
+                &third_id,
+                &runner,
+                answered(1, t, 200),
+                ExecutionStatus::Succeeded
+            )]
+        )
+        .await,
+        [false],
+        "the executor of a cancelled execution cannot write its result"
+    );
+    store
+        .delete_job(&workspace.id, &job.id)
+        .await
+        .expect("delete");
 }
 
 /// `insert_execution` creates queued or leased executions and refuses a second execution of one

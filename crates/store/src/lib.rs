@@ -118,7 +118,11 @@ pub struct Occurrence {
     /// The value `next_run_at` takes; `None` when the schedule has nothing left.
     pub new_next_run_at: Option<DateTime<Utc>>,
     /// The job's overlap policy: with `forbid`, an occurrence that comes while an earlier
-    /// execution of the job is unfinished is recorded as `skipped`.
+    /// execution of the job is unfinished is recorded as `skipped`; with `replace`, the job's
+    /// unfinished executions are cancelled in the same transaction — each becomes `cancelled`
+    /// (finished at the new occurrence's `run_at`, lease released), and one that was `running`
+    /// gets its cut attempt recorded (the next attempt number, error kind `cancelled`, started at
+    /// that instant, duration 0), which also fences out the executor still holding it.
     pub concurrency: Concurrency,
 }
 

@@ -1,11 +1,10 @@
 //! Executions: a job's history, one execution, and replay; plus how run-now and replay start a
 //! new execution (leased to this process's executor when it has one, queued otherwise).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use cronhook_core::{Execution, ExecutionStatus, Job, Trigger, ids};
 use cronhook_store::{ClaimedExecution, ExecutionFilter, Lease, NewExecution};
 use serde_json::Value;
@@ -16,12 +15,15 @@ use crate::error::ApiError;
 use crate::extract::{IdPath, Params, list_body, page_request};
 use crate::jobs::{load_job, now_ms};
 use crate::render;
+use crate::schemas::{self, Problem};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/jobs/{id}/executions", get(list_executions))
-        .route("/api/v1/executions/{id}", get(get_execution))
-        .route("/api/v1/executions/{id}/replay", post(replay_execution))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_executions))
+        .routes(routes!(get_execution))
+        .routes(routes!(replay_execution))
 }
 
 /// Creates an execution of `job` for now, outside its schedule, and hands it to the local
@@ -86,6 +88,22 @@ fn parse_status(text: &str) -> Result<ExecutionStatus, ApiError> {
     })
 }
 
+/// List a job's executions
+///
+/// Newest first, with their attempts.
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}/executions",
+    tag = "executions",
+    security(("api_key" = [])),
+    params(schemas::JobId, schemas::PageQuery, schemas::ExecutionQuery),
+    responses(
+        (status = 200, description = "A page of executions", body = schemas::ExecutionList),
+        (status = 400, description = "`limit`, `cursor` or `status` is not acceptable; `field` names it", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No API key, or not a valid one", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No job with this id in the caller's workspace", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list_executions(
     State(state): State<AppState>,
     caller: Caller,
@@ -121,6 +139,21 @@ async fn load_execution(
         .ok_or_else(not_found)
 }
 
+/// Read an execution
+///
+/// With every attempt: status code, error, response headers and body, timing.
+#[utoipa::path(
+    get,
+    path = "/api/v1/executions/{id}",
+    tag = "executions",
+    security(("api_key" = [])),
+    params(schemas::ExecutionId),
+    responses(
+        (status = 200, description = "The execution", body = schemas::Execution),
+        (status = 401, description = "No API key, or not a valid one", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No execution with this id in the caller's workspace", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn get_execution(
     State(state): State<AppState>,
     caller: Caller,
@@ -130,6 +163,21 @@ async fn get_execution(
     Ok(Json(render::execution(&execution)))
 }
 
+/// Replay an execution
+///
+/// Creates a new execution (trigger `replay`) that sends the job's request again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/executions/{id}/replay",
+    tag = "executions",
+    security(("api_key" = [])),
+    params(schemas::ExecutionId),
+    responses(
+        (status = 202, description = "The new execution, queued", body = schemas::Execution),
+        (status = 401, description = "No API key, or not a valid one", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No execution with this id (or its job is gone) in the caller's workspace", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn replay_execution(
     State(state): State<AppState>,
     caller: Caller,

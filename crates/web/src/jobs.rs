@@ -6,11 +6,10 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, SubsecRound, Utc};
 use cronhook_core::validate::validate_job;
 use cronhook_core::{CompiledSchedule, Job, JobSpec, Trigger, ids, secrets};
@@ -22,17 +21,17 @@ use crate::error::ApiError;
 use crate::executions::start_execution;
 use crate::extract::{IdPath, JsonBody, Params, from_json, list_body, page_request};
 use crate::render::{self, JOB_READ_ONLY_FIELDS};
+use crate::schemas::{self, Problem};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/jobs", post(create_job).get(list_jobs))
-        .route(
-            "/api/v1/jobs/{id}",
-            get(get_job).patch(patch_job).delete(delete_job),
-        )
-        .route("/api/v1/jobs/{id}/run", post(run_job))
-        .route("/api/v1/jobs/{id}/pause", post(pause_job))
-        .route("/api/v1/jobs/{id}/resume", post(resume_job))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_job, list_jobs))
+        .routes(routes!(get_job, patch_job, delete_job))
+        .routes(routes!(run_job))
+        .routes(routes!(pause_job))
+        .routes(routes!(resume_job))
 }
 
 /// Now, at the millisecond precision the store keeps.
@@ -87,6 +86,26 @@ fn compile_stored(job: &Job) -> Result<CompiledSchedule, ApiError> {
     })
 }
 
+/// Create a job
+///
+/// Fields with defaults may be left out. Read-only fields copied from a job read (`id`,
+/// `next_run_at`, `created_at`, `updated_at`, `schedule_description`) are ignored.
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs",
+    tag = "jobs",
+    security(("api_key" = [])),
+    request_body(content = JobSpec, description = "The job's writable fields"),
+    responses(
+        (status = 201, description = "The job, created", body = schemas::Job),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 1 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON (`Content-Type`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No API key, or not a valid one", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another job of this workspace has this name", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is refused; `field` names it and `detail` says why", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn create_job(
     State(state): State<AppState>,
     caller: Caller,
@@ -117,6 +136,19 @@ async fn create_job(
     Ok((StatusCode::CREATED, Json(render::job(&job))))
 }
 
+/// List jobs
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs",
+    tag = "jobs",
+    security(("api_key" = [])),
+    params(schemas::PageQuery),
+    responses(
+        (status = 200, description = "A page of jobs", body = schemas::JobList),
+        (status = 400, description = "`limit` or `cursor` is not acceptable; `field` names it", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No API key, or not a valid one", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list_jobs(
     State(state): State<AppState>,
     caller: Caller,
@@ -128,6 +160,19 @@ async fn list_jobs(
     Ok(Json(list_body(data, jobs.next_after.as_deref())))
 }
 
+/// Read a job
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}",
+    tag = "jobs",
+    security(("api_key" = [])),
+    params(schemas::JobId),
+    responses(
+        (status = 200, description = "The job", body = schemas::Job),
+        (status = 401, description = "No API key, or not a valid one", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No job with this id in the caller's workspace", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn get_job(
     State(state): State<AppState>,
     caller: Caller,
@@ -176,6 +221,28 @@ fn restore_masked_headers(
     Ok(())
 }
 
+/// Change a job
+///
+/// A JSON merge patch (RFC 7396), validated as a whole before anything changes. Sending a
+/// masked secret header value back keeps the stored secret. Editing never fires the job.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/jobs/{id}",
+    tag = "jobs",
+    security(("api_key" = [])),
+    params(schemas::JobId),
+    request_body(content((schemas::JobPatch = "application/merge-patch+json"), (schemas::JobPatch = "application/json")), description = "The fields to change"),
+    responses(
+        (status = 200, description = "The job, changed", body = schemas::Job),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 1 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON (`Content-Type`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No API key, or not a valid one", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No job with this id in the caller's workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another job of this workspace has this name", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is refused; `field` names it and `detail` says why", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn patch_job(
     State(state): State<AppState>,
     caller: Caller,
@@ -215,6 +282,19 @@ async fn patch_job(
     Ok(Json(render::job(&updated)))
 }
 
+/// Delete a job and its history
+#[utoipa::path(
+    delete,
+    path = "/api/v1/jobs/{id}",
+    tag = "jobs",
+    security(("api_key" = [])),
+    params(schemas::JobId),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No API key, or not a valid one", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No job with this id in the caller's workspace", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn delete_job(
     State(state): State<AppState>,
     caller: Caller,
@@ -231,6 +311,21 @@ async fn delete_job(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Run a job now
+///
+/// Creates an execution with trigger `manual`, outside the schedule (paused jobs too).
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs/{id}/run",
+    tag = "jobs",
+    security(("api_key" = [])),
+    params(schemas::JobId),
+    responses(
+        (status = 202, description = "The new execution, queued", body = schemas::Execution),
+        (status = 401, description = "No API key, or not a valid one", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No job with this id in the caller's workspace", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn run_job(
     State(state): State<AppState>,
     caller: Caller,
@@ -241,6 +336,21 @@ async fn run_job(
     Ok((StatusCode::ACCEPTED, Json(render::execution(&execution))))
 }
 
+/// Pause a job
+///
+/// Nothing fires until it is resumed; pausing a paused job changes nothing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs/{id}/pause",
+    tag = "jobs",
+    security(("api_key" = [])),
+    params(schemas::JobId),
+    responses(
+        (status = 200, description = "The job, paused", body = schemas::Job),
+        (status = 401, description = "No API key, or not a valid one", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No job with this id in the caller's workspace", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn pause_job(
     State(state): State<AppState>,
     caller: Caller,
@@ -259,6 +369,21 @@ async fn pause_job(
     Ok(Json(render::job(&job)))
 }
 
+/// Resume a job
+///
+/// The next occurrence is computed from now; occurrences missed while paused do not fire.
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs/{id}/resume",
+    tag = "jobs",
+    security(("api_key" = [])),
+    params(schemas::JobId),
+    responses(
+        (status = 200, description = "The job, resumed", body = schemas::Job),
+        (status = 401, description = "No API key, or not a valid one", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No job with this id in the caller's workspace", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn resume_job(
     State(state): State<AppState>,
     caller: Caller,

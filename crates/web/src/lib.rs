@@ -1,4 +1,5 @@
-//! cronhook's HTTP surface: the REST API under `/api/v1`, API-key auth, and the health probes.
+//! cronhook's HTTP surface: the REST API under `/api/v1`, API-key auth, the health probes,
+//! `/metrics`, and the API's OpenAPI document (`/api/v1/openapi.json`, rendered at `/docs`).
 //!
 //! Architecture invariant: every store call made on behalf of a request passes the workspace of
 //! the caller's API key, so no route can read or change another workspace's objects (their ids
@@ -19,11 +20,19 @@ pub mod extract;
 mod health;
 mod jobs;
 pub mod merge_patch;
+pub mod openapi;
+mod operations;
 mod preview;
 mod render;
+mod schemas;
 mod workspace;
 
 pub use error::ApiError;
+pub use openapi::openapi;
+
+/// Renders the process's metrics in the Prometheus text format (the binary installs the
+/// recorder and hands its render function over).
+pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -37,16 +46,17 @@ pub struct AppState {
     /// re-reads due jobs at once.
     pub jobs_changed: Arc<tokio::sync::Notify>,
     pub targets: cronhook_core::net::TargetPolicy,
+    /// Renders `GET /metrics`; without it (no recorder installed) `/metrics` answers 404.
+    pub metrics: Option<MetricsRender>,
 }
 
-/// The whole HTTP application: health probes and the REST API.
+/// The whole HTTP application: health probes, metrics, the REST API and its documentation.
 pub fn app(state: AppState) -> Router {
+    // The API's routes come with their OpenAPI paths (see `openapi::api_router`).
+    let (api, _document) = openapi::api_router().split_for_parts();
     Router::new()
-        .merge(health::router())
-        .merge(jobs::router())
-        .merge(executions::router())
-        .merge(preview::router())
-        .merge(workspace::router())
+        .merge(api)
+        .merge(operations::docs_router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))

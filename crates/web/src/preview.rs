@@ -1,9 +1,8 @@
 //! `GET /api/v1/schedule/preview`: the next fire times of a cron expression, in words and in
 //! instants, without creating anything.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use cronhook_core::{CompiledSchedule, ScheduleSpec};
 use serde_json::{Value, json};
@@ -13,6 +12,9 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::Params;
 use crate::render::timestamp;
+use crate::schemas::{self, Problem};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The seed for `H` in previews: there is no job id yet.
 const PREVIEW_SEED: &str = "preview";
@@ -21,10 +23,27 @@ const DEFAULT_COUNT: usize = 5;
 /// The most instants a preview lists.
 const MAX_COUNT: usize = 100;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/schedule/preview", get(preview))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(preview))
 }
 
+/// Preview a schedule
+///
+/// The next `count` fire times of a cron expression after `from`, in words and instants, without
+/// creating anything.
+#[utoipa::path(
+    get,
+    path = "/api/v1/schedule/preview",
+    tag = "schedule",
+    security(("api_key" = [])),
+    params(schemas::PreviewQuery),
+    responses(
+        (status = 200, description = "The expression in words and its next fire times", body = schemas::SchedulePreview),
+        (status = 400, description = "`count` or `from` is not acceptable; `field` names it", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No API key, or not a valid one", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The expression or time zone is invalid; `field` names it and `detail` says why", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn preview(
     State(_state): State<AppState>,
     _caller: Caller,

@@ -1,8 +1,7 @@
 //! `/api/v1/workspace`: the caller's workspace and its webhook signing secret.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use cronhook_store::Workspace;
 use serde_json::{Value, json};
 
@@ -11,14 +10,14 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::jobs::now_ms;
 use crate::render::timestamp;
+use crate::schemas::{self, Problem};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/workspace", get(get_workspace))
-        .route(
-            "/api/v1/workspace/rotate-signing-secret",
-            post(rotate_signing_secret),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_workspace))
+        .routes(routes!(rotate_signing_secret))
 }
 
 fn render(workspace: &Workspace) -> Value {
@@ -31,6 +30,20 @@ fn render(workspace: &Workspace) -> Value {
     })
 }
 
+/// Read the workspace
+///
+/// With its webhook signing secret (`whsec_...`), which signs every outbound request.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workspace",
+    tag = "workspace",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The caller's workspace", body = schemas::Workspace),
+        (status = 401, description = "No API key, or not a valid one", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The key's workspace no longer exists", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn get_workspace(
     State(state): State<AppState>,
     caller: Caller,
@@ -43,6 +56,19 @@ async fn get_workspace(
     Ok(Json(render(&workspace)))
 }
 
+/// Rotate the signing secret
+///
+/// For 24 hours after, requests carry two signatures: by the new and by the previous secret.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workspace/rotate-signing-secret",
+    tag = "workspace",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The workspace with its new secret", body = schemas::Workspace),
+        (status = 401, description = "No API key, or not a valid one", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn rotate_signing_secret(
     State(state): State<AppState>,
     caller: Caller,

@@ -87,6 +87,7 @@ impl TestApp {
             executor: None,
             jobs_changed: Arc::new(tokio::sync::Notify::new()),
             targets: cronhook_core::net::TargetPolicy::default(),
+            metrics: None,
         };
         Ok(Self {
             app: app(state),

@@ -1,0 +1,1046 @@
+//! The PostgreSQL implementation of cronhook's `Store`: the scale-out engine, one database shared
+//! by any number of `cronhook serve` processes.
+//!
+//! Architecture invariant: processes coordinate only through row locks. Claims take executions
+//! with `FOR UPDATE SKIP LOCKED`, so claimers never wait for each other and never take one row
+//! twice; every multi-row write locks rows in id order (jobs, then their executions), and a
+//! transaction the server aborts as a deadlock or serialization failure is run again from the
+//! start. Every instant is a `timestamptz` truncated to the millisecond on write, so a value read
+//! back is the value written truncated to the millisecond, exactly as in the SQLite store.
+
+/// The columns `rows::workspace_from_row` reads.
+macro_rules! workspace_columns {
+    () => {
+        "id, slug, signing_secret, previous_signing_secret, signing_secret_rotated_at, created_at"
+    };
+}
+
+/// The columns `rows::job_from_row` reads.
+macro_rules! job_columns {
+    () => {
+        "id, workspace_id, name, spec, paused, next_run_at, created_at, updated_at"
+    };
+}
+
+/// The columns `rows::execution_from_row` reads.
+macro_rules! execution_columns {
+    () => {
+        "id, workspace_id, job_id, scheduled_for, trigger, status, started_at, finished_at, \
+         duration_ms"
+    };
+}
+
+/// The columns `rows::attempt_from_row` reads.
+macro_rules! attempt_columns {
+    () => {
+        "execution_id, number, started_at, duration_ms, status_code, error_kind, error_message, \
+         response_headers, response_body, response_body_truncated, redirect_location, timing"
+    };
+}
+
+mod convert;
+mod rows;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cronhook_core::{
+    Attempt, AttemptError, Concurrency, ErrorKind, Execution, ExecutionStatus, Job,
+};
+use cronhook_store::{
+    ApiKey, AttemptRecord, ClaimedExecution, ExecutionFilter, Lease, Materialized, NewExecution,
+    NextStep, Occurrence, Page, PageRequest, Store, StoreError, StoreResult, User, Workspace,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection as _, PgConnection, Postgres, Transaction};
+
+use crate::convert::{
+    SchemaNotCurrent, conflict_or_db_err, db_err, enum_text, from_json, is_retryable, ms, opt_ms,
+    signed, to_json,
+};
+use crate::rows::{
+    attempt_from_row, claimed_from_row, execution_from_row, job_from_row, workspace_from_row,
+};
+
+/// The schema, embedded at build time from `migrations/postgres`.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// Connections per process.
+const POOL_SIZE: u32 = 16;
+/// How long a call waits for a connection (including opening one) before the database counts as
+/// unavailable: short, so an outage surfaces as `Unavailable` instead of a hang.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many times a transaction aborted as a deadlock or serialization failure is run.
+const TRANSACTION_TRIES: u32 = 5;
+
+/// A cronhook store in a PostgreSQL database.
+///
+/// Instants round-trip truncated to the millisecond, like the SQLite store's.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let options = self.pool.connect_options();
+        f.debug_struct("PostgresStore")
+            .field("host", &options.get_host())
+            .field("port", &options.get_port())
+            .field("database", &options.get_database())
+            .field("connections", &self.pool.size())
+            .finish()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database named by a `postgres://user@host:port/database` URL, with a pool
+    /// of 16 connections. Fails with `Unavailable` when the server cannot be reached within a few
+    /// seconds. Call [`PostgresStore::migrate`] before use.
+    ///
+    /// Connections that died (a server restart, an administrator's `pg_terminate_backend`) are
+    /// noticed when next taken from the pool and replaced, so the store recovers by itself.
+    pub async fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(db_err)?
+            .application_name("cronhook");
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            // A ping before each use: a connection the server closed is dropped and replaced
+            // instead of failing the caller's query.
+            .test_before_acquire(true)
+            .connect_with(options.clone())
+            .await;
+        match pool {
+            Ok(pool) => Ok(PostgresStore { pool }),
+            // The pool kept retrying and says only that it timed out; one more attempt names the
+            // reason (connection refused, unknown host...) for whoever reads the error.
+            Err(sqlx::Error::PoolTimedOut) => match PgConnection::connect_with(&options).await {
+                Ok(connection) => {
+                    connection.close().await.ok();
+                    Err(db_err(sqlx::Error::PoolTimedOut))
+                }
+                Err(err) => Err(db_err(err)),
+            },
+            Err(err) => Err(db_err(err)),
+        }
+    }
+
+    /// Applies the embedded migrations that are not applied yet; a no-op when the schema is
+    /// current. Safe to run from several processes at once (sqlx holds an advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(|err| match err {
+            sqlx::migrate::MigrateError::Execute(inner) => db_err(inner),
+            other => StoreError::Database(Box::new(other)),
+        })
+    }
+
+    /// Closes the pool, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        self.pool.begin().await.map_err(db_err)
+    }
+
+    /// The newest migration this build knows.
+    fn expected_schema_version() -> i64 {
+        MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    async fn materialize_once(&self, occurrences: &[Occurrence]) -> StoreResult<Vec<Materialized>> {
+        // Jobs are locked in id order, whatever order the scheduler passed them in, so two
+        // schedulers materializing overlapping batches cannot deadlock.
+        let mut order: Vec<usize> = (0..occurrences.len()).collect();
+        order.sort_by(|&a, &b| occurrences[a].job_id.cmp(&occurrences[b].job_id));
+        let mut outcomes = vec![Materialized::Superseded; occurrences.len()];
+        let mut tx = self.begin().await?;
+        for index in order {
+            let occurrence = &occurrences[index];
+            // Compare-and-set on the value the scheduler read: an edit, a pause, a delete or
+            // another scheduler leaves it different, and then nothing is written. A second
+            // scheduler waits here for the first one's row lock, then sees the new value.
+            let advanced = sqlx::query(
+                "update jobs set next_run_at = $1
+                 where id = $2 and not paused and next_run_at = $3",
+            )
+            .bind(opt_ms(occurrence.new_next_run_at))
+            .bind(&occurrence.job_id)
+            .bind(ms(occurrence.expected_next_run_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+            if advanced == 0 {
+                continue;
+            }
+            let skip = occurrence.concurrency == Concurrency::Forbid
+                && sqlx::query_scalar::<_, bool>(
+                    // The where clause of `executions_unfinished_by_job`.
+                    "select exists (select 1 from executions
+                     where job_id = $1 and status in ('queued', 'running', 'retrying'))",
+                )
+                .bind(&occurrence.job_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            if occurrence.concurrency == Concurrency::Replace
+                && let Some(first) = occurrence.executions.first()
+            {
+                cancel_unfinished(
+                    &mut tx,
+                    &occurrence.job_id,
+                    first.run_at,
+                    first.scheduled_for,
+                )
+                .await?;
+            }
+            let mut inserted = 0;
+            for execution in &occurrence.executions {
+                inserted += insert_execution_row(&mut tx, INSERT_EXECUTION_ONCE, execution, skip)
+                    .await
+                    .map_err(|err| conflict_or_db_err(err, execution_conflict(execution)))?;
+            }
+            outcomes[index] = if inserted == 0 && !occurrence.executions.is_empty() {
+                // The occurrence exists already. `next_run_at` stays advanced: rolling it back
+                // would hand the scheduler the same occurrence again, forever.
+                Materialized::Superseded
+            } else if skip {
+                Materialized::Skipped
+            } else {
+                Materialized::Created
+            };
+        }
+        commit(tx).await?;
+        Ok(outcomes)
+    }
+
+    async fn claim_once(
+        &self,
+        lease: &Lease,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedExecution>> {
+        let rows = sqlx::query(CLAIM)
+            .bind(ms(now))
+            .bind(i64::from(limit))
+            .bind(&lease.node_id)
+            .bind(ms(lease.until))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(claimed_from_row).collect()
+    }
+
+    async fn record_attempts_once(&self, records: &[AttemptRecord]) -> StoreResult<Vec<bool>> {
+        // Executions are locked in id order (stable: one execution's records keep their order).
+        let mut order: Vec<usize> = (0..records.len()).collect();
+        order.sort_by(|&a, &b| records[a].execution_id.cmp(&records[b].execution_id));
+        let mut accepted = vec![false; records.len()];
+        let mut tx = self.begin().await?;
+        for index in order {
+            let record = &records[index];
+            let attempt = &record.attempt;
+            let number = i64::from(attempt.number);
+            let started_at = ms(attempt.started_at);
+            let duration_ms = signed(attempt.duration_ms, "attempt duration")?;
+            // The fence: only the lease holder, only the next attempt number. A retrying
+            // execution is still held by the node that will make its next attempt.
+            let updated = match &record.next {
+                NextStep::Retry {
+                    run_at,
+                    lease_until,
+                } => sqlx::query(
+                    "update executions
+                     set attempt_count = $1, status = 'retrying', run_at = $2, lease_until = $3,
+                         started_at = coalesce(started_at, $4)
+                     where id = $5 and locked_by = $6 and attempt_count = $1 - 1
+                       and status in ('running', 'retrying')",
+                )
+                .bind(number)
+                .bind(ms(*run_at))
+                .bind(ms(*lease_until))
+                .bind(started_at)
+                .bind(&record.execution_id)
+                .bind(&record.node_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?,
+                NextStep::Finish { status } => sqlx::query(
+                    "update executions
+                     set attempt_count = $1, status = $2, locked_by = null, lease_until = null,
+                         started_at = coalesce(started_at, $3),
+                         finished_at = $4,
+                         duration_ms = (extract(epoch from $4 - coalesce(started_at, $3))
+                                        * 1000)::bigint
+                     where id = $5 and locked_by = $6 and attempt_count = $1 - 1
+                       and status in ('running', 'retrying')",
+                )
+                .bind(number)
+                .bind(enum_text(status)?)
+                .bind(started_at)
+                .bind(started_at + chrono::Duration::milliseconds(duration_ms))
+                .bind(&record.execution_id)
+                .bind(&record.node_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?,
+            };
+            if updated.rows_affected() == 0 {
+                continue;
+            }
+            rows::insert_attempt(&mut tx, &record.execution_id, attempt).await?;
+            accepted[index] = true;
+        }
+        commit(tx).await?;
+        Ok(accepted)
+    }
+
+    async fn pause_job_once(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let spec: Option<String> = sqlx::query_scalar(
+            "select spec from jobs where id = $1 and workspace_id = $2 for update",
+        )
+        .bind(id)
+        .bind(workspace_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(spec) = spec else {
+            return Ok(false);
+        };
+        // The spec's own `paused` is kept in step so the stored json says what the column says.
+        // Done here rather than with `jsonb_set`, which would refuse a spec holding `\u0000`.
+        let mut spec: serde_json::Value = from_json(&spec, &format!("spec of job `{id}`"))?;
+        if let Some(fields) = spec.as_object_mut() {
+            fields.insert("paused".to_owned(), serde_json::Value::Bool(true));
+        }
+        sqlx::query(
+            "update jobs set paused = true, next_run_at = null, updated_at = $1, spec = $2
+             where id = $3",
+        )
+        .bind(ms(at))
+        .bind(to_json(&spec)?)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        commit(tx).await?;
+        Ok(true)
+    }
+}
+
+/// Runs a transaction again, from the start, while the server aborts it as a deadlock or a
+/// serialization failure, up to [`TRANSACTION_TRIES`] times.
+async fn retrying<T, F, Fut>(mut transaction: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = StoreResult<T>>,
+{
+    let mut tries = 1;
+    loop {
+        match transaction().await {
+            Err(err) if tries < TRANSACTION_TRIES && is_retryable(&err) => {
+                tracing::debug!(tries, error = %err, "transaction aborted by the server; running it again");
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(5 * u64::from(tries))).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+async fn commit(tx: Transaction<'static, Postgres>) -> StoreResult<()> {
+    tx.commit().await.map_err(db_err)
+}
+
+/// The page size asked for, with room for one more row that says whether another page follows.
+fn fetch_limit(page: &PageRequest) -> i64 {
+    i64::from(page.limit.max(1)) + 1
+}
+
+/// Cuts the extra row fetched by [`fetch_limit`] and names the cursor of the next page.
+fn into_page<T>(mut items: Vec<T>, page: &PageRequest, id: impl Fn(&T) -> &str) -> Page<T> {
+    let limit = usize::try_from(page.limit.max(1)).unwrap_or(usize::MAX);
+    let next_after = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|item| id(item).to_owned())
+    } else {
+        None
+    };
+    Page { items, next_after }
+}
+
+/// Due jobs, earliest first. The where clause implies the partial index `jobs_due`, which is
+/// read in order.
+const DUE_JOBS: &str = concat!(
+    "select ",
+    job_columns!(),
+    " from jobs
+      where not paused and next_run_at is not null and next_run_at <= $1
+      order by next_run_at
+      limit $2"
+);
+
+/// Claims up to `$2` executions that are ready at `$1` (queued or retrying, due, no live lease)
+/// or orphaned (running with a lease that ran out), oldest `run_at` first, leasing them to `$3`
+/// until `$4`. `skip locked` makes concurrent claimers pass over each other's rows instead of
+/// waiting for them; a row another claimer took and committed meanwhile is re-checked against
+/// the where clause and dropped. The candidates' old status says whether an attempt was cut.
+const CLAIM: &str = "with candidates as (
+        select e.id, e.status, j.name as job_name, j.spec as job_spec, j.paused as job_paused
+        from executions e join jobs j on j.id = e.job_id
+        where e.status in ('queued', 'running', 'retrying')
+          and ((e.status in ('queued', 'retrying') and e.run_at <= $1
+                and (e.locked_by is null or e.lease_until < $1))
+               or (e.status = 'running' and e.lease_until < $1))
+        order by e.run_at
+        limit $2
+        for update of e skip locked
+    ), claimed as (
+        update executions e
+        set status = 'running', locked_by = $3, lease_until = $4
+        from candidates c
+        where e.id = c.id
+        returning e.id, e.workspace_id, e.job_id, e.scheduled_for, e.trigger, e.attempt_count,
+            e.started_at, e.run_at, c.status as previous_status, c.job_name, c.job_spec,
+            c.job_paused
+    )
+    select * from claimed order by run_at, id";
+
+/// Inserts one execution of a job of the given workspace; the `select` from `jobs` makes a job
+/// of another workspace behave as absent (no row inserted).
+const INSERT_EXECUTION: &str = "insert into executions
+        (id, workspace_id, job_id, scheduled_for, trigger, status, run_at, locked_by, lease_until,
+         finished_at)
+    select $1, workspace_id, id, $2, $3, $4, $5, $6, $7, $8 from jobs
+    where id = $9 and workspace_id = $10";
+
+/// [`INSERT_EXECUTION`], but an occurrence that exists already is left alone.
+const INSERT_EXECUTION_ONCE: &str = "insert into executions
+        (id, workspace_id, job_id, scheduled_for, trigger, status, run_at, locked_by, lease_until,
+         finished_at)
+    select $1, workspace_id, id, $2, $3, $4, $5, $6, $7, $8 from jobs
+    where id = $9 and workspace_id = $10
+    on conflict (job_id, scheduled_for) do nothing";
+
+/// Runs [`INSERT_EXECUTION`] or [`INSERT_EXECUTION_ONCE`]; `skipped` records the execution as
+/// skipped (finished at its scheduled instant, never leased). Returns the rows inserted.
+async fn insert_execution_row(
+    conn: &mut PgConnection,
+    sql: &'static str,
+    execution: &NewExecution,
+    skipped: bool,
+) -> Result<u64, sqlx::Error> {
+    let (status, lease, finished_at) = if skipped {
+        (
+            ExecutionStatus::Skipped,
+            None,
+            Some(execution.scheduled_for),
+        )
+    } else if let Some(lease) = &execution.lease {
+        (ExecutionStatus::Running, Some(lease), None)
+    } else {
+        (ExecutionStatus::Queued, None, None)
+    };
+    let status = enum_text(&status).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
+    let trigger =
+        enum_text(&execution.trigger).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
+    let done = sqlx::query(sql)
+        .bind(&execution.id)
+        .bind(ms(execution.scheduled_for))
+        .bind(trigger)
+        .bind(status)
+        .bind(ms(execution.run_at))
+        .bind(lease.map(|lease| lease.node_id.as_str()))
+        .bind(lease.map(|lease| ms(lease.until)))
+        .bind(opt_ms(finished_at))
+        .bind(&execution.job_id)
+        .bind(&execution.workspace_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// The `replace` overlap policy: cancels a job's unfinished executions at `at`, recording the cut
+/// attempt of those that were running (which also fences out the executor holding them).
+async fn cancel_unfinished(
+    tx: &mut Transaction<'static, Postgres>,
+    job_id: &str,
+    at: DateTime<Utc>,
+    replaced_by: DateTime<Utc>,
+) -> StoreResult<()> {
+    // Locked first, in id order, so that none changes (a claim turning a queued one into a
+    // running one) between deciding which attempts were cut and cancelling them.
+    let unfinished: Vec<(String, String, i64)> = sqlx::query_as(
+        // The where clause of `executions_unfinished_by_job`.
+        "select id, status, attempt_count from executions
+         where job_id = $1 and status in ('queued', 'running', 'retrying')
+         order by id
+         for update",
+    )
+    .bind(job_id)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    if unfinished.is_empty() {
+        return Ok(());
+    }
+    for (execution_id, status, attempts_done) in &unfinished {
+        if status != "running" {
+            continue;
+        }
+        let attempt = Attempt {
+            number: u32::try_from(attempts_done + 1)
+                .map_err(|_| StoreError::Corrupt(format!("attempt count {attempts_done}")))?,
+            started_at: at,
+            duration_ms: 0,
+            status_code: None,
+            error: Some(AttemptError {
+                kind: ErrorKind::Cancelled,
+                message: format!(
+                    "cancelled: replaced by the occurrence scheduled for {}",
+                    replaced_by.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            }),
+            response_headers: Default::default(),
+            response_body: None,
+            response_body_truncated: false,
+            redirect_location: None,
+            timing: Default::default(),
+        };
+        rows::insert_attempt(tx, execution_id, &attempt).await?;
+    }
+    let ids: Vec<&str> = unfinished.iter().map(|(id, _, _)| id.as_str()).collect();
+    sqlx::query(
+        "update executions
+         set attempt_count = attempt_count + case when status = 'running' then 1 else 0 end,
+             status = 'cancelled', finished_at = $1,
+             duration_ms = (extract(epoch from $1 - started_at) * 1000)::bigint,
+             locked_by = null, lease_until = null
+         where id = any($2)",
+    )
+    .bind(ms(at))
+    .bind(&ids)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+fn execution_conflict(execution: &NewExecution) -> impl FnOnce(&str) -> String {
+    move |constraint| {
+        if constraint.ends_with("_pkey") {
+            format!("execution `{}`", execution.id)
+        } else {
+            format!(
+                "an execution of job `{}` scheduled for {}",
+                execution.job_id,
+                execution.scheduled_for.to_rfc3339()
+            )
+        }
+    }
+}
+
+fn job_conflict(err: sqlx::Error, job: &Job) -> StoreError {
+    conflict_or_db_err(err, |constraint| {
+        if constraint.ends_with("_pkey") {
+            format!("job `{}`", job.id)
+        } else {
+            format!("a job named `{}`", job.spec.name)
+        }
+    })
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("select 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let expected = Self::expected_schema_version();
+        let has_table: bool =
+            sqlx::query_scalar("select to_regclass('_sqlx_migrations') is not null")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_err)?;
+        let applied: Option<i64> = if has_table {
+            sqlx::query_scalar("select max(version) from _sqlx_migrations where success")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_err)?
+        } else {
+            None
+        };
+        if applied == Some(expected) {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(Box::new(SchemaNotCurrent {
+                applied,
+                expected,
+            })))
+        }
+    }
+
+    async fn create_workspace(&self, workspace: &Workspace) -> StoreResult<()> {
+        sqlx::query(
+            "insert into workspaces
+                (id, slug, signing_secret, previous_signing_secret, signing_secret_rotated_at,
+                 created_at)
+             values ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&workspace.id)
+        .bind(&workspace.slug)
+        .bind(&workspace.signing_secret)
+        .bind(&workspace.previous_signing_secret)
+        .bind(opt_ms(workspace.signing_secret_rotated_at))
+        .bind(ms(workspace.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|err| {
+            conflict_or_db_err(err, |constraint| {
+                if constraint.ends_with("_pkey") {
+                    format!("workspace id `{}`", workspace.id)
+                } else {
+                    format!("workspace `{}`", workspace.slug)
+                }
+            })
+        })?;
+        Ok(())
+    }
+
+    async fn workspace(&self, id: &str) -> StoreResult<Option<Workspace>> {
+        let row = sqlx::query(concat!(
+            "select ",
+            workspace_columns!(),
+            " from workspaces where id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(workspace_from_row).transpose()
+    }
+
+    async fn workspace_by_slug(&self, slug: &str) -> StoreResult<Option<Workspace>> {
+        let row = sqlx::query(concat!(
+            "select ",
+            workspace_columns!(),
+            " from workspaces where slug = $1"
+        ))
+        .bind(slug)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(workspace_from_row).transpose()
+    }
+
+    async fn rotate_signing_secret(
+        &self,
+        workspace_id: &str,
+        new_secret: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Workspace> {
+        // In an UPDATE every right-hand side reads the old row, so `previous` gets the old current.
+        let row = sqlx::query(concat!(
+            "update workspaces
+             set previous_signing_secret = signing_secret, signing_secret = $1,
+                 signing_secret_rotated_at = $2
+             where id = $3
+             returning ",
+            workspace_columns!()
+        ))
+        .bind(new_secret)
+        .bind(ms(at))
+        .bind(workspace_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref()
+            .map(workspace_from_row)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+        sqlx::query(
+            "insert into api_keys (id, workspace_id, name, key_hash, created_at)
+             values ($1, $2, $3, $4, $5)",
+        )
+        .bind(&key.id)
+        .bind(&key.workspace_id)
+        .bind(&key.name)
+        .bind(&key.key_hash)
+        .bind(ms(key.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|err| {
+            conflict_or_db_err(err, |constraint| {
+                if constraint.ends_with("_pkey") {
+                    format!("API key `{}`", key.id)
+                } else {
+                    "an API key with this hash".to_owned()
+                }
+            })
+        })?;
+        Ok(())
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
+        let row = sqlx::query(
+            "select id, workspace_id, name, key_hash, created_at from api_keys
+             where key_hash = $1",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(rows::api_key_from_row).transpose()
+    }
+
+    async fn insert_user(&self, user: &User) -> StoreResult<()> {
+        let email = user.email.to_lowercase();
+        sqlx::query(
+            "insert into users (id, workspace_id, email, password_hash, created_at)
+             values ($1, $2, $3, $4, $5)",
+        )
+        .bind(&user.id)
+        .bind(&user.workspace_id)
+        .bind(&email)
+        .bind(&user.password_hash)
+        .bind(ms(user.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|err| {
+            conflict_or_db_err(err, |constraint| {
+                if constraint.ends_with("_pkey") {
+                    format!("user id `{}`", user.id)
+                } else {
+                    format!("user `{email}`")
+                }
+            })
+        })?;
+        Ok(())
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(
+            "select id, workspace_id, email, password_hash, created_at from users
+             where email = $1",
+        )
+        .bind(email.to_lowercase())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(rows::user_from_row).transpose()
+    }
+
+    async fn insert_job(&self, job: &Job) -> StoreResult<()> {
+        let spec = to_json(&job.spec)?;
+        sqlx::query(
+            "insert into jobs
+                (id, workspace_id, name, spec, paused, next_run_at, created_at, updated_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&job.id)
+        .bind(&job.workspace_id)
+        .bind(&job.spec.name)
+        .bind(spec)
+        .bind(job.spec.paused)
+        .bind(opt_ms(job.next_run_at))
+        .bind(ms(job.created_at))
+        .bind(ms(job.updated_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|err| job_conflict(err, job))?;
+        Ok(())
+    }
+
+    async fn job(&self, workspace_id: &str, id: &str) -> StoreResult<Option<Job>> {
+        let row = sqlx::query(concat!(
+            "select ",
+            job_columns!(),
+            " from jobs where id = $1 and workspace_id = $2"
+        ))
+        .bind(id)
+        .bind(workspace_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn list_jobs(&self, workspace_id: &str, page: &PageRequest) -> StoreResult<Page<Job>> {
+        let query = match &page.after {
+            None => sqlx::query(concat!(
+                "select ",
+                job_columns!(),
+                " from jobs where workspace_id = $1 order by id limit $2"
+            ))
+            .bind(workspace_id)
+            .bind(fetch_limit(page)),
+            Some(after) => sqlx::query(concat!(
+                "select ",
+                job_columns!(),
+                " from jobs where workspace_id = $1 and id > $3 order by id limit $2"
+            ))
+            .bind(workspace_id)
+            .bind(fetch_limit(page))
+            .bind(after.as_str()),
+        };
+        let rows = query.fetch_all(&self.pool).await.map_err(db_err)?;
+        let jobs = rows
+            .iter()
+            .map(job_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(into_page(jobs, page, |job| &job.id))
+    }
+
+    async fn update_job(&self, job: &Job) -> StoreResult<()> {
+        let spec = to_json(&job.spec)?;
+        let done = sqlx::query(
+            "update jobs
+             set name = $1, spec = $2, paused = $3, next_run_at = $4, updated_at = $5
+             where id = $6 and workspace_id = $7",
+        )
+        .bind(&job.spec.name)
+        .bind(spec)
+        .bind(job.spec.paused)
+        .bind(opt_ms(job.next_run_at))
+        .bind(ms(job.updated_at))
+        .bind(&job.id)
+        .bind(&job.workspace_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|err| job_conflict(err, job))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn pause_job(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        retrying(|| self.pause_job_once(workspace_id, id, at)).await
+    }
+
+    async fn delete_job(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+        // Executions and their attempts go with it (`on delete cascade`): the job's row is
+        // locked first, then its executions, the order every other writer follows.
+        let done = retrying(move || async move {
+            sqlx::query("delete from jobs where id = $1 and workspace_id = $2")
+                .bind(id)
+                .bind(workspace_id)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)
+        })
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn due_jobs(&self, until: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Job>> {
+        let rows = sqlx::query(DUE_JOBS)
+            .bind(ms(until))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn earliest_next_run(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        sqlx::query_scalar(
+            "select min(next_run_at) from jobs where not paused and next_run_at is not null",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)
+    }
+
+    async fn materialize(&self, occurrences: &[Occurrence]) -> StoreResult<Vec<Materialized>> {
+        if occurrences.is_empty() {
+            return Ok(Vec::new());
+        }
+        retrying(|| self.materialize_once(occurrences)).await
+    }
+
+    async fn insert_execution(&self, execution: &NewExecution) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        let inserted = insert_execution_row(&mut conn, INSERT_EXECUTION, execution, false)
+            .await
+            .map_err(|err| conflict_or_db_err(err, execution_conflict(execution)))?;
+        if inserted == 0 {
+            // No such job in this workspace.
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn claim_executions(
+        &self,
+        lease: &Lease,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedExecution>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        retrying(|| self.claim_once(lease, now, limit)).await
+    }
+
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<Vec<bool>> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        retrying(|| self.record_attempts_once(records)).await
+    }
+
+    async fn renew_leases(&self, node_id: &str, until: DateTime<Utc>) -> StoreResult<u64> {
+        let until = ms(until);
+        let done = retrying(move || async move {
+            sqlx::query(
+                "update executions set lease_until = greatest(lease_until, $1)
+                 where locked_by = $2 and status in ('running', 'retrying')",
+            )
+            .bind(until)
+            .bind(node_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)
+        })
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn execution(&self, workspace_id: &str, id: &str) -> StoreResult<Option<Execution>> {
+        let Some(row) = sqlx::query(concat!(
+            "select ",
+            execution_columns!(),
+            " from executions where id = $1 and workspace_id = $2"
+        ))
+        .bind(id)
+        .bind(workspace_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        else {
+            return Ok(None);
+        };
+        let mut execution = execution_from_row(&row)?;
+        let attempts = sqlx::query(concat!(
+            "select ",
+            attempt_columns!(),
+            " from attempts where execution_id = $1 order by number"
+        ))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        execution.attempts = attempts
+            .iter()
+            .map(|row| attempt_from_row(row).map(|(_, attempt)| attempt))
+            .collect::<StoreResult<_>>()?;
+        Ok(Some(execution))
+    }
+
+    async fn list_executions(
+        &self,
+        workspace_id: &str,
+        job_id: &str,
+        filter: &ExecutionFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Execution>> {
+        // One static statement per shape, so each is prepared once and can use the
+        // `(job_id, id desc)` index as a range.
+        let status = filter.status.as_ref().map(enum_text).transpose()?;
+        let query = match (&page.after, status) {
+            (None, None) => sqlx::query(concat!(
+                "select ",
+                execution_columns!(),
+                " from executions where job_id = $1 and workspace_id = $2
+                  order by id desc limit $3"
+            ))
+            .bind(job_id)
+            .bind(workspace_id)
+            .bind(fetch_limit(page)),
+            (Some(after), None) => sqlx::query(concat!(
+                "select ",
+                execution_columns!(),
+                " from executions where job_id = $1 and workspace_id = $2 and id < $4
+                  order by id desc limit $3"
+            ))
+            .bind(job_id)
+            .bind(workspace_id)
+            .bind(fetch_limit(page))
+            .bind(after.as_str()),
+            (None, Some(status)) => sqlx::query(concat!(
+                "select ",
+                execution_columns!(),
+                " from executions where job_id = $1 and workspace_id = $2 and status = $4
+                  order by id desc limit $3"
+            ))
+            .bind(job_id)
+            .bind(workspace_id)
+            .bind(fetch_limit(page))
+            .bind(status),
+            (Some(after), Some(status)) => sqlx::query(concat!(
+                "select ",
+                execution_columns!(),
+                " from executions
+                  where job_id = $1 and workspace_id = $2 and id < $4 and status = $5
+                  order by id desc limit $3"
+            ))
+            .bind(job_id)
+            .bind(workspace_id)
+            .bind(fetch_limit(page))
+            .bind(after.as_str())
+            .bind(status),
+        };
+        let rows = query.fetch_all(&self.pool).await.map_err(db_err)?;
+        let executions = rows
+            .iter()
+            .map(execution_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let mut page = into_page(executions, page, |execution| &execution.id);
+        if page.items.is_empty() {
+            return Ok(page);
+        }
+        // The page's attempts in one query.
+        let ids: Vec<&str> = page.items.iter().map(|e| e.id.as_str()).collect();
+        let attempt_rows = sqlx::query(concat!(
+            "select ",
+            attempt_columns!(),
+            " from attempts where execution_id = any($1) order by execution_id, number"
+        ))
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut attempts: HashMap<String, Vec<_>> = HashMap::new();
+        for row in &attempt_rows {
+            let (execution_id, attempt) = attempt_from_row(row)?;
+            attempts.entry(execution_id).or_default().push(attempt);
+        }
+        for execution in &mut page.items {
+            execution.attempts = attempts.remove(&execution.id).unwrap_or_default();
+        }
+        Ok(page)
+    }
+}

@@ -1,0 +1,197 @@
+//! Reading domain values out of rows, and writing attempts.
+
+use chrono::{DateTime, Utc};
+use cronhook_core::{Attempt, AttemptError, Execution, Job, JobSpec};
+use cronhook_store::{ApiKey, ClaimedExecution, StoreError, StoreResult, User, Workspace};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use crate::convert::{db_err, enum_from_text, enum_text, from_json, ms, signed, to_json, unsigned};
+
+fn get<'r, T>(row: &'r PgRow, column: &str) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(column).map_err(db_err)
+}
+
+fn instant(row: &PgRow, column: &str) -> StoreResult<DateTime<Utc>> {
+    get(row, column)
+}
+
+fn opt_instant(row: &PgRow, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
+    get(row, column)
+}
+
+/// Reads the columns of `workspace_columns!()`.
+pub(crate) fn workspace_from_row(row: &PgRow) -> StoreResult<Workspace> {
+    Ok(Workspace {
+        id: get(row, "id")?,
+        slug: get(row, "slug")?,
+        signing_secret: get(row, "signing_secret")?,
+        previous_signing_secret: get(row, "previous_signing_secret")?,
+        signing_secret_rotated_at: opt_instant(row, "signing_secret_rotated_at")?,
+        created_at: instant(row, "created_at")?,
+    })
+}
+
+pub(crate) fn api_key_from_row(row: &PgRow) -> StoreResult<ApiKey> {
+    Ok(ApiKey {
+        id: get(row, "id")?,
+        workspace_id: get(row, "workspace_id")?,
+        name: get(row, "name")?,
+        key_hash: get(row, "key_hash")?,
+        created_at: instant(row, "created_at")?,
+    })
+}
+
+pub(crate) fn user_from_row(row: &PgRow) -> StoreResult<User> {
+    Ok(User {
+        id: get(row, "id")?,
+        workspace_id: get(row, "workspace_id")?,
+        email: get(row, "email")?,
+        password_hash: get(row, "password_hash")?,
+        created_at: instant(row, "created_at")?,
+    })
+}
+
+/// A stored spec, with the `name` and `paused` columns winning over the json's copies.
+fn spec_from_columns(id: &str, json: &str, name: String, paused: bool) -> StoreResult<JobSpec> {
+    let mut spec: JobSpec = from_json(json, &format!("spec of job `{id}`"))?;
+    spec.name = name;
+    spec.paused = paused;
+    Ok(spec)
+}
+
+/// Reads the columns of `job_columns!()`.
+pub(crate) fn job_from_row(row: &PgRow) -> StoreResult<Job> {
+    let id: String = get(row, "id")?;
+    let spec = spec_from_columns(
+        &id,
+        get(row, "spec")?,
+        get(row, "name")?,
+        get(row, "paused")?,
+    )?;
+    Ok(Job {
+        workspace_id: get(row, "workspace_id")?,
+        spec,
+        next_run_at: opt_instant(row, "next_run_at")?,
+        created_at: instant(row, "created_at")?,
+        updated_at: instant(row, "updated_at")?,
+        id,
+    })
+}
+
+/// Reads the columns of `execution_columns!()`; attempts are left empty for the caller.
+pub(crate) fn execution_from_row(row: &PgRow) -> StoreResult<Execution> {
+    Ok(Execution {
+        id: get(row, "id")?,
+        workspace_id: get(row, "workspace_id")?,
+        job_id: get(row, "job_id")?,
+        scheduled_for: instant(row, "scheduled_for")?,
+        trigger: enum_from_text(get(row, "trigger")?, "executions.trigger")?,
+        status: enum_from_text(get(row, "status")?, "executions.status")?,
+        started_at: opt_instant(row, "started_at")?,
+        finished_at: opt_instant(row, "finished_at")?,
+        duration_ms: get::<Option<i64>>(row, "duration_ms")?
+            .map(|value| unsigned(value, "executions.duration_ms"))
+            .transpose()?,
+        attempts: Vec::new(),
+    })
+}
+
+/// Reads a row of the claim statement: the claimed execution, its status before the claim
+/// (`previous_status`) and its job.
+pub(crate) fn claimed_from_row(row: &PgRow) -> StoreResult<ClaimedExecution> {
+    let id: String = get(row, "id")?;
+    let job_id: String = get(row, "job_id")?;
+    let previous_status: &str = get(row, "previous_status")?;
+    Ok(ClaimedExecution {
+        workspace_id: get(row, "workspace_id")?,
+        scheduled_for: instant(row, "scheduled_for")?,
+        trigger: enum_from_text(get(row, "trigger")?, "executions.trigger")?,
+        attempts_done: unsigned(get(row, "attempt_count")?, "executions.attempt_count")?,
+        // Only a running execution whose lease ran out had an attempt in flight.
+        interrupted: previous_status == "running",
+        started_at: opt_instant(row, "started_at")?,
+        spec: spec_from_columns(
+            &job_id,
+            get(row, "job_spec")?,
+            get(row, "job_name")?,
+            get(row, "job_paused")?,
+        )?,
+        job_id,
+        id,
+    })
+}
+
+/// Reads the columns of `attempt_columns!()`: the execution id and the attempt.
+pub(crate) fn attempt_from_row(row: &PgRow) -> StoreResult<(String, Attempt)> {
+    let execution_id: String = get(row, "execution_id")?;
+    let error_kind: Option<&str> = get(row, "error_kind")?;
+    let error = match error_kind {
+        Some(kind) => Some(AttemptError {
+            kind: enum_from_text(kind, "attempts.error_kind")?,
+            message: get::<Option<String>>(row, "error_message")?.unwrap_or_default(),
+        }),
+        None => None,
+    };
+    let what = |column: &str| format!("`{column}` of attempt of `{execution_id}`");
+    let response_body = get::<Option<Vec<u8>>>(row, "response_body")?
+        .map(|bytes| {
+            String::from_utf8(bytes)
+                .map_err(|_| StoreError::Corrupt(format!("{} is not utf-8", what("response_body"))))
+        })
+        .transpose()?;
+    let attempt = Attempt {
+        number: unsigned(get(row, "number")?, "attempts.number")?,
+        started_at: instant(row, "started_at")?,
+        duration_ms: unsigned(get(row, "duration_ms")?, "attempts.duration_ms")?,
+        status_code: get::<Option<i64>>(row, "status_code")?
+            .map(|code| unsigned(code, "attempts.status_code"))
+            .transpose()?,
+        error,
+        response_headers: from_json(get(row, "response_headers")?, &what("response_headers"))?,
+        response_body,
+        response_body_truncated: get(row, "response_body_truncated")?,
+        redirect_location: get(row, "redirect_location")?,
+        timing: from_json(get(row, "timing")?, &what("timing"))?,
+    };
+    Ok((execution_id, attempt))
+}
+
+/// Inserts one attempt row (the caller has fenced it).
+pub(crate) async fn insert_attempt(
+    conn: &mut sqlx::PgConnection,
+    execution_id: &str,
+    attempt: &Attempt,
+) -> StoreResult<()> {
+    let error_kind = attempt
+        .error
+        .as_ref()
+        .map(|error| enum_text(&error.kind))
+        .transpose()?;
+    sqlx::query(
+        "insert into attempts
+            (execution_id, number, started_at, duration_ms, status_code, error_kind,
+             error_message, response_headers, response_body, response_body_truncated,
+             redirect_location, timing)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(execution_id)
+    .bind(i64::from(attempt.number))
+    .bind(ms(attempt.started_at))
+    .bind(signed(attempt.duration_ms, "attempt duration")?)
+    .bind(attempt.status_code.map(i64::from))
+    .bind(error_kind)
+    .bind(attempt.error.as_ref().map(|error| error.message.as_str()))
+    .bind(to_json(&attempt.response_headers)?)
+    .bind(attempt.response_body.as_deref().map(str::as_bytes))
+    .bind(attempt.response_body_truncated)
+    .bind(attempt.redirect_location.as_deref())
+    .bind(to_json(&attempt.timing)?)
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}

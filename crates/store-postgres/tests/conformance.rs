@@ -1,0 +1,534 @@
+//! The store conformance suite against PostgreSQL, one fresh database per check, and the
+//! PostgreSQL-specific behaviour: opening, migrating, several processes at once, outages.
+//!
+//! These tests need a PostgreSQL server (see `support`); without one they fail, never skip.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use cronhook_core::{Concurrency, ExecutionStatus, Job, JobSpec, Trigger, ids};
+use cronhook_store::{
+    Lease, Materialized, NewExecution, Occurrence, Store, StoreError, Workspace, conformance,
+};
+use cronhook_store_postgres::PostgresStore;
+use sqlx::{Connection, Row};
+use support::{TestDatabase, with_store};
+
+macro_rules! conformance_tests {
+    ($($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                with_store(|store, _| async move { conformance::$check(&store).await }).await;
+            }
+        )*
+    };
+}
+
+conformance_tests!(
+    jobs_round_trip,
+    names_are_unique_per_workspace,
+    workspaces_do_not_see_each_other,
+    pagination_walks_every_item_once,
+    materialize_is_exactly_once,
+    materialize_skips_when_the_job_changed,
+    forbid_records_skipped,
+    replace_cancels_unfinished,
+    insert_execution_refuses_duplicates,
+    due_jobs_come_in_firing_order,
+    claim_takes_each_execution_once,
+    expired_leases_are_taken_over_and_flagged_interrupted,
+    stale_results_are_fenced_out,
+    retrying_keeps_the_lease_and_run_at,
+    leases_are_renewed,
+    executions_list_newest_first_with_attempts_and_status_filter,
+    delete_cascades,
+    signing_secret_rotation,
+    api_keys_and_users,
+);
+
+/// Every check, one after the other, in one database: they must not trip over each other.
+#[tokio::test]
+async fn all_checks_share_one_database() {
+    with_store(|store, _| async move { conformance::run_all(&store).await }).await;
+}
+
+/// The same checks with several tasks on one store at once, on a multi-threaded runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn checks_pass_on_a_multi_threaded_runtime() {
+    with_store(|store, _| async move {
+        let store: Arc<dyn Store> = Arc::new(store);
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                conformance::materialize_is_exactly_once(store.as_ref()).await;
+                conformance::stale_results_are_fenced_out(store.as_ref()).await;
+                conformance::executions_list_newest_first_with_attempts_and_status_filter(
+                    store.as_ref(),
+                )
+                .await;
+            }));
+        }
+        for task in tasks {
+            task.await.expect("the checks pass");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn migrating_twice_is_a_no_op() {
+    with_store(|store, _| async move {
+        conformance::api_keys_and_users(&store).await;
+        store.migrate().await.expect("migrate again");
+        store.ping().await.expect("ready");
+        conformance::api_keys_and_users(&store).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unmigrated_database_is_not_ready() {
+    let database = TestDatabase::create().await;
+    let store = PostgresStore::open(&database.url).await.expect("open");
+    let not_ready = store.ping().await;
+    assert!(
+        matches!(not_ready, Err(StoreError::Unavailable(_))),
+        "an unmigrated database is not ready: {not_ready:?}"
+    );
+    store.migrate().await.expect("migrate");
+    store.ping().await.expect("a migrated database is ready");
+    store.close().await;
+    database.drop_database().await;
+}
+
+#[tokio::test]
+async fn data_survives_closing_and_reopening() {
+    let database = TestDatabase::create().await;
+    let store = database.store().await;
+    let created = workspace("survivor");
+    store.create_workspace(&created).await.expect("create");
+    store.close().await;
+    drop(store);
+
+    let reopened = PostgresStore::open(&database.url).await.expect("reopen");
+    reopened.ping().await.expect("still migrated");
+    reopened.migrate().await.expect("migrate is a no-op");
+    assert_eq!(
+        reopened.workspace_by_slug("survivor").await.expect("read"),
+        Some(created)
+    );
+    reopened.close().await;
+    database.drop_database().await;
+}
+
+#[tokio::test]
+async fn instants_are_kept_to_the_millisecond() {
+    with_store(|store, _| async move {
+        let precise = DateTime::from_timestamp(1_780_000_000, 123_456_789).expect("an instant");
+        let mut created = workspace("precise");
+        created.created_at = precise;
+        store.create_workspace(&created).await.expect("create");
+        let read = store
+            .workspace(&created.id)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(
+            read.created_at.timestamp_nanos_opt(),
+            Some(1_780_000_000_123_000_000)
+        );
+
+        // A compare-and-set on a sub-millisecond instant matches what was stored.
+        let job = job(&created, "precise", Some(precise));
+        store.insert_job(&job).await.expect("insert a job");
+        let outcome = store
+            .materialize(&[occurrence(&job, precise, 1, Concurrency::Allow)])
+            .await
+            .expect("materialize");
+        assert_eq!(outcome, [Materialized::Created]);
+    })
+    .await;
+}
+
+/// A connection refused fails fast and says the database is unavailable.
+#[tokio::test]
+async fn an_unreachable_server_is_unavailable_quickly() {
+    let started = Instant::now();
+    let outcome = PostgresStore::open("postgres://postgres@127.0.0.1:1/cronhook").await;
+    assert!(
+        matches!(outcome, Err(StoreError::Unavailable(_))),
+        "{:?}",
+        outcome.err()
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// Connections the server ends (as a restart does) are replaced without the caller noticing.
+#[tokio::test]
+async fn killed_connections_are_replaced() {
+    with_store(|store, url| async move {
+        let created = workspace("resilient");
+        store.create_workspace(&created).await.expect("create");
+        // Several connections in the pool, all to be killed.
+        let reads = (0..8).map(|_| store.workspace(&created.id));
+        for read in futures::future::join_all(reads).await {
+            assert!(read.expect("read").is_some());
+        }
+        let mut admin = sqlx::PgConnection::connect(&support::admin_url())
+            .await
+            .expect("connect as administrator");
+        let database = url.rsplit('/').next().expect("a database name").to_owned();
+        let killed: i64 = sqlx::query_scalar(
+            "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity
+             where datname = $1 and pid <> pg_backend_pid()) as terminated",
+        )
+        .bind(&database)
+        .fetch_one(&mut admin)
+        .await
+        .expect("terminate the store's connections");
+        assert!(killed > 0, "the pool held connections");
+        admin.close().await.ok();
+
+        for _ in 0..20 {
+            assert_eq!(
+                store
+                    .workspace(&created.id)
+                    .await
+                    .expect("read after the kill"),
+                Some(created.clone())
+            );
+        }
+        store.ping().await.expect("ready");
+    })
+    .await;
+}
+
+/// During an outage calls fail with `Unavailable` within seconds, not hang; once the server is
+/// back the store serves again by itself, on new connections.
+#[tokio::test]
+async fn an_outage_is_unavailable_and_recovered_from() {
+    with_store(|_, url| async move {
+        let proxy = support::OutageProxy::start().await;
+        let store = PostgresStore::open(&proxy.url_through(&url))
+            .await
+            .expect("open through the proxy");
+        let created = workspace("outage");
+        store.create_workspace(&created).await.expect("create");
+
+        proxy.down();
+        let started = Instant::now();
+        let outcome = store.workspace(&created.id).await;
+        assert!(
+            matches!(outcome, Err(StoreError::Unavailable(_))),
+            "an outage is `Unavailable`: {outcome:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "and says so quickly: {:?}",
+            started.elapsed()
+        );
+        assert!(matches!(
+            store.ping().await,
+            Err(StoreError::Unavailable(_))
+        ));
+
+        proxy.up();
+        assert_eq!(
+            store.workspace(&created.id).await.expect("served again"),
+            Some(created.clone())
+        );
+        store.ping().await.expect("ready again");
+        store.close().await;
+    })
+    .await;
+}
+
+/// A nul character is valid in a Rust string, and targets send them: a response body holding
+/// one, and a spec whose body holds one, round-trip (a PostgreSQL `text` value cannot hold nul,
+/// and `jsonb` refuses `\u0000`).
+#[tokio::test]
+async fn nul_characters_round_trip() {
+    with_store(|store, _| async move {
+        let created = workspace("nul");
+        store.create_workspace(&created).await.expect("create");
+        let mut spec = minimal_spec("nul");
+        spec.request.body = Some("before\0after".to_owned());
+        let mut job = job(&created, "nul", None);
+        job.spec = spec;
+        store
+            .insert_job(&job)
+            .await
+            .expect("insert a job with a nul");
+        let read = store
+            .job(&created.id, &job.id)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(read, job);
+        assert!(
+            store
+                .pause_job(&created.id, &job.id, job.updated_at)
+                .await
+                .expect("pause")
+        );
+
+        let node = "nul-node";
+        let execution = new_execution(&job, distant_past(), 0);
+        let mut leased = execution.clone();
+        leased.lease = Some(Lease {
+            node_id: node.to_owned(),
+            until: distant_past() + chrono::Duration::seconds(60),
+        });
+        store.insert_execution(&leased).await.expect("insert");
+        let attempt = cronhook_core::Attempt {
+            number: 1,
+            started_at: distant_past(),
+            duration_ms: 5,
+            status_code: Some(200),
+            error: None,
+            response_headers: BTreeMap::from([("x".to_owned(), "y".to_owned())]),
+            response_body: Some("binary\0body\u{fffd}".to_owned()),
+            response_body_truncated: false,
+            redirect_location: None,
+            timing: Default::default(),
+        };
+        let recorded = store
+            .record_attempts(&[cronhook_store::AttemptRecord {
+                execution_id: leased.id.clone(),
+                node_id: node.to_owned(),
+                attempt: attempt.clone(),
+                next: cronhook_store::NextStep::Finish {
+                    status: ExecutionStatus::Succeeded,
+                },
+            }])
+            .await
+            .expect("record");
+        assert_eq!(recorded, [true]);
+        let read = store
+            .execution(&created.id, &leased.id)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(read.attempts, [attempt]);
+    })
+    .await;
+}
+
+/// Four stores (four pools, as four processes would have) claim 2 000 due executions at once:
+/// each is claimed exactly once, by the node the database says holds it, and no claim fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_from_concurrent_pools_never_overlap() {
+    let database = TestDatabase::create().await;
+    let setup = database.store().await;
+    let created = workspace("crowd");
+    setup.create_workspace(&created).await.expect("create");
+    let due = distant_past();
+    let job = job(&created, "crowd", Some(due));
+    setup.insert_job(&job).await.expect("insert a job");
+    let mut catch_up = occurrence(&job, due, 2_000, Concurrency::Allow);
+    catch_up.new_next_run_at = None;
+    assert_eq!(
+        setup.materialize(&[catch_up]).await.expect("materialize"),
+        [Materialized::Created]
+    );
+    setup.close().await;
+
+    let mut claimers = Vec::new();
+    let mut stores = Vec::new();
+    for process in 0..4 {
+        let store = database.store().await;
+        stores.push(store.clone());
+        for claimer in 0..2 {
+            let store = store.clone();
+            claimers.push(tokio::spawn(async move {
+                let node_id = format!("node-{process}-{claimer}");
+                let lease = Lease {
+                    node_id: node_id.clone(),
+                    until: due + chrono::Duration::days(1),
+                };
+                let mut claimed = Vec::new();
+                loop {
+                    let batch = store
+                        .claim_executions(&lease, due + chrono::Duration::hours(1), 25)
+                        .await
+                        .expect("a claim never fails, whatever the others do");
+                    if batch.is_empty() {
+                        break;
+                    }
+                    claimed.extend(
+                        batch
+                            .into_iter()
+                            .map(|claimed| (claimed.id, node_id.clone())),
+                    );
+                }
+                claimed
+            }));
+        }
+    }
+    let mut holders = BTreeMap::new();
+    let mut total = 0;
+    for claimer in claimers {
+        let claimed = claimer.await.expect("the claimer finishes");
+        total += claimed.len();
+        holders.extend(claimed);
+    }
+    for store in stores {
+        store.close().await;
+    }
+    assert_eq!(total, 2_000, "2 000 claims in all");
+    assert_eq!(holders.len(), 2_000, "no execution is claimed twice");
+    let nodes: std::collections::BTreeSet<_> = holders.values().collect();
+    assert!(nodes.len() > 1, "the claimers ran side by side: {nodes:?}");
+
+    let mut connection = database.connection().await;
+    let rows = sqlx::query("select id, status, locked_by from executions")
+        .fetch_all(&mut connection)
+        .await
+        .expect("read the executions");
+    assert_eq!(rows.len(), 2_000);
+    for row in rows {
+        let id: String = row.get("id");
+        let status: String = row.get("status");
+        let locked_by: Option<String> = row.get("locked_by");
+        assert_eq!(status, "running");
+        assert_eq!(locked_by.as_ref(), holders.get(&id), "held by its claimer");
+    }
+    connection.close().await.ok();
+    database.drop_database().await;
+}
+
+/// Four stores materialize the same 60 occurrences at once, in different orders: each is
+/// created exactly once and no transaction fails (jobs are locked in one order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn materializing_from_concurrent_pools_creates_each_occurrence_once() {
+    let database = TestDatabase::create().await;
+    let setup = database.store().await;
+    let created = workspace("schedulers");
+    setup.create_workspace(&created).await.expect("create");
+    let due = distant_past();
+    let mut jobs = Vec::new();
+    for n in 0..60 {
+        let job = job(&created, &format!("job-{n}"), Some(due));
+        setup.insert_job(&job).await.expect("insert a job");
+        jobs.push(job);
+    }
+    setup.close().await;
+
+    let mut schedulers = Vec::new();
+    for process in 0..4_usize {
+        let store = database.store().await;
+        let mut batch: Vec<Occurrence> = jobs
+            .iter()
+            .map(|job| occurrence(job, due, 1, Concurrency::Forbid))
+            .collect();
+        batch.rotate_left(process * 15);
+        if process % 2 == 1 {
+            batch.reverse();
+        }
+        schedulers.push(tokio::spawn(async move {
+            let outcomes = store.materialize(&batch).await.expect("materialize");
+            store.close().await;
+            outcomes
+        }));
+    }
+    let mut created_count = 0;
+    for scheduler in schedulers {
+        let outcomes = scheduler.await.expect("the scheduler finishes");
+        assert_eq!(outcomes.len(), 60);
+        created_count += outcomes
+            .iter()
+            .filter(|outcome| **outcome == Materialized::Created)
+            .count();
+        assert!(
+            outcomes
+                .iter()
+                .all(|outcome| matches!(outcome, Materialized::Created | Materialized::Superseded))
+        );
+    }
+    assert_eq!(created_count, 60, "each occurrence is created once");
+    let mut connection = database.connection().await;
+    let count: i64 = sqlx::query_scalar("select count(*) from executions")
+        .fetch_one(&mut connection)
+        .await
+        .expect("count");
+    assert_eq!(count, 60);
+    connection.close().await.ok();
+    database.drop_database().await;
+}
+
+// Helpers.
+
+fn distant_past() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(1999, 1, 1, 0, 0, 0)
+        .single()
+        .expect("a valid instant")
+}
+
+fn workspace(slug: &str) -> Workspace {
+    Workspace {
+        id: ids::new_id(ids::WORKSPACE),
+        slug: slug.to_owned(),
+        signing_secret: format!("whsec_{slug}"),
+        previous_signing_secret: None,
+        signing_secret_rotated_at: None,
+        created_at: DateTime::from_timestamp_millis(1_780_000_000_123).expect("an instant"),
+    }
+}
+
+fn minimal_spec(name: &str) -> JobSpec {
+    serde_json::from_value(serde_json::json!({
+        "name": name,
+        "schedule": {"cron": "*/5 * * * *"},
+        "request": {"url": "https://example.com/hook"}
+    }))
+    .expect("a minimal spec parses")
+}
+
+fn job(workspace: &Workspace, name: &str, next_run_at: Option<DateTime<Utc>>) -> Job {
+    let at = DateTime::from_timestamp_millis(1_780_000_000_000).expect("an instant");
+    Job {
+        id: ids::new_id(ids::JOB),
+        workspace_id: workspace.id.clone(),
+        spec: minimal_spec(name),
+        next_run_at,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+fn new_execution(job: &Job, first: DateTime<Utc>, n: i64) -> NewExecution {
+    let scheduled_for = first + chrono::Duration::seconds(n);
+    NewExecution {
+        id: ids::new_id(ids::EXECUTION),
+        workspace_id: job.workspace_id.clone(),
+        job_id: job.id.clone(),
+        scheduled_for,
+        trigger: Trigger::Schedule,
+        run_at: scheduled_for,
+        lease: None,
+    }
+}
+
+/// The occurrence due at `expected`, with `count` executions one second apart.
+fn occurrence(
+    job: &Job,
+    expected: DateTime<Utc>,
+    count: i64,
+    concurrency: Concurrency,
+) -> Occurrence {
+    Occurrence {
+        executions: (0..count)
+            .map(|n| new_execution(job, expected, n))
+            .collect(),
+        job_id: job.id.clone(),
+        expected_next_run_at: expected,
+        new_next_run_at: Some(expected + chrono::Duration::seconds(300)),
+        concurrency,
+    }
+}
