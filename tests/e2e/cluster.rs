@@ -309,3 +309,51 @@ async fn nodes_reconnect_after_a_database_restart_and_report_ready_again() {
         ready_again.as_secs_f64()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_node_reports_itself_with_its_roles() {
+    let database = cronhook_tests::postgres::TestDatabase::create();
+    let full = Cronhook::start_on(Some(&database.url), node_options()).await;
+    let workers = Cronhook::start_on(
+        Some(&database.url),
+        ServeOptions {
+            extra_args: vec![
+                "--role".into(),
+                "api,executor".into(),
+                "--node-id".into(),
+                "worker-1".into(),
+            ],
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    let api = full.api("fleet");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let nodes = loop {
+        let reply = api.call("GET", "/api/v1/nodes", None).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let nodes = reply.body["data"].as_array().cloned().unwrap_or_default();
+        if nodes.len() >= 2 || Instant::now() > deadline {
+            break nodes;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    let worker = nodes
+        .iter()
+        .find(|n| n["name"] == "worker-1")
+        .expect("the worker is listed under its name");
+    assert_eq!(worker["roles"], json!(["api", "executor"]));
+    assert_eq!(worker["alive"], true);
+    assert!(
+        worker["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("worker-1-"))
+    );
+    let other = nodes
+        .iter()
+        .find(|n| n["name"] != "worker-1")
+        .expect("the other node");
+    assert_eq!(other["roles"], json!(["api", "scheduler", "executor"]));
+    drop(workers);
+}

@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use chrono::{DateTime, Utc};
 
 pub mod postgres;
+pub mod smtp;
 
 pub use serde_json::{Value, json};
 
@@ -130,6 +131,7 @@ impl Cronhook {
                 .arg(format!("127.0.0.1:{port}"))
                 .args(&self.options.extra_args)
                 .env("DATABASE_URL", &self.database_url)
+                .envs(secret_key_env(&self.database_url))
                 .env("CRONHOOK_LOG", "info,cronhook_executor=debug")
                 .env_remove("RUST_LOG")
                 .stdin(Stdio::null())
@@ -193,6 +195,21 @@ impl Cronhook {
         }
     }
 
+    /// Waits up to `limit` for the process to exit by itself; its exit status, or `None`.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     /// The process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -221,6 +238,7 @@ impl Cronhook {
         let mut child = Command::new(cronhook_binary())
             .args(args)
             .env("DATABASE_URL", &self.database_url)
+            .envs(secret_key_env(&self.database_url))
             .env_remove("RUST_LOG")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -260,6 +278,19 @@ impl Cronhook {
 impl Drop for Cronhook {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The master key the harness gives PostgreSQL-backed processes (nodes sharing a database must
+/// share it; cronhook refuses to start on PostgreSQL without one). SQLite instances generate
+/// their own `secret.key` in the data directory.
+pub const TEST_SECRET_KEY: &str = "dGVzdCBzZWNyZXQga2V5IG9mIDMyIGJ5dGVzIGxvbmc=";
+
+fn secret_key_env(database_url: &str) -> Vec<(&'static str, &'static str)> {
+    if database_url.starts_with("postgres") {
+        vec![("CRONHOOK_SECRET_KEY", TEST_SECRET_KEY)]
+    } else {
+        Vec::new()
     }
 }
 
@@ -399,6 +430,8 @@ impl Received {
 pub struct Behaviour {
     pub statuses: VecDeque<u16>,
     pub delay: Duration,
+    /// Delays in turn for the first requests, before `delay` applies.
+    pub delays: VecDeque<Duration>,
     pub body: String,
 }
 
@@ -445,7 +478,36 @@ impl Target {
             Behaviour {
                 statuses: statuses.iter().copied().collect(),
                 delay,
+                delays: VecDeque::new(),
                 body: "{\"ok\":true}".to_owned(),
+            },
+        );
+    }
+
+    /// Makes `path` answer 200 after each of `delays` in turn, then at once.
+    pub fn respond_after(&self, path: &str, delays: &[Duration]) {
+        let mut state = self.state.lock().expect("target state");
+        state.behaviours.insert(
+            path.to_owned(),
+            Behaviour {
+                statuses: VecDeque::from([200]),
+                delay: Duration::ZERO,
+                delays: delays.iter().copied().collect(),
+                body: "{\"ok\":true}".to_owned(),
+            },
+        );
+    }
+
+    /// Makes `path` answer with `statuses` in turn (the last one repeats) and `body`.
+    pub fn respond_with_body(&self, path: &str, statuses: &[u16], body: &str) {
+        let mut state = self.state.lock().expect("target state");
+        state.behaviours.insert(
+            path.to_owned(),
+            Behaviour {
+                statuses: statuses.iter().copied().collect(),
+                delay: Duration::ZERO,
+                delays: VecDeque::new(),
+                body: body.to_owned(),
             },
         );
     }
@@ -512,7 +574,8 @@ async fn record(
                 } else {
                     behaviour.statuses.front().copied().unwrap_or(200)
                 };
-                (status, behaviour.delay, behaviour.body.clone())
+                let delay = behaviour.delays.pop_front().unwrap_or(behaviour.delay);
+                (status, delay, behaviour.body.clone())
             }
             None => (200, Duration::ZERO, "{\"ok\":true}".to_owned()),
         }

@@ -36,6 +36,17 @@ pub struct GlobalOptions {
     /// Log filter, in `tracing` directive syntax (e.g. `info,cronhook_executor=debug`).
     #[arg(long, env = "CRONHOOK_LOG", global = true, default_value = "info")]
     pub log: String,
+    /// The master key that encrypts secrets at rest: 32 bytes in base64 (`openssl rand -base64
+    /// 32`). During a key rotation, several keys separated by commas, the new one first.
+    /// Required with PostgreSQL (every node must share it); with SQLite, when absent, a key is
+    /// generated into `secret.key` beside the database file on first start and read from there.
+    #[arg(
+        long,
+        env = "CRONHOOK_SECRET_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub secret_key: Option<String>,
 }
 
 /// How log lines are written.
@@ -58,6 +69,9 @@ pub enum Command {
     /// Manage dashboard users.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Manage the master key that encrypts secrets at rest.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Export, apply and import a workspace's jobs, through the REST API (--api-url, --api-key).
     #[command(subcommand)]
     Jobs(crate::jobs::JobsCommand),
@@ -83,6 +97,36 @@ pub enum KeysCommand {
         /// A name to recognise the key by.
         #[arg(long)]
         name: Option<String>,
+        /// What the key may do: `read` (GET only), `write` (everything but key management) or
+        /// `admin` (everything).
+        #[arg(long, default_value = "admin", value_parser = ["read", "write", "admin"])]
+        scope: String,
+    },
+}
+
+/// `cronhook secrets …`
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Re-wrap every workspace's data key under a new master key, while cronhook runs.
+    ///
+    /// The new key (given, or generated) wraps every data key; the wrap under the old key is
+    /// kept beside it, so nodes still running with the old key keep working. The new keyring
+    /// (new key first, old key second) is written to a file: with SQLite and a generated key,
+    /// over `secret.key` itself; otherwise to `--key-file`. Restart every node with it, then run
+    /// `cronhook secrets rotate-key --finish` with the new key alone to drop the old wraps.
+    RotateKey {
+        /// The new master key (base64 of 32 bytes); generated when left out.
+        #[arg(long, env = "CRONHOOK_NEW_SECRET_KEY", hide_env_values = true)]
+        new_secret_key: Option<String>,
+        /// Where to write the new keyring (default: `secret.key` beside the SQLite database
+        /// when that is where the key came from, else `./secret.key.new`). Must not exist,
+        /// unless it is the `secret.key` being rotated.
+        #[arg(long)]
+        key_file: Option<std::path::PathBuf>,
+        /// Finish a rotation: re-wrap under the current key only, dropping wraps under older
+        /// keys. Run it once every node runs with the new key.
+        #[arg(long, conflicts_with = "new_secret_key")]
+        finish: bool,
     },
 }
 
@@ -139,14 +183,69 @@ pub struct ServeOptions {
     /// node's work is taken over within this time.
     #[arg(long, env = "CRONHOOK_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub lease_seconds: u64,
+    /// Succeeded, skipped and cancelled executions are deleted this many days after they
+    /// finished.
+    #[arg(long, env = "CRONHOOK_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub retention_days: u32,
+    /// Failed executions are deleted this many days after they finished (kept longer: they
+    /// are what someone investigates).
+    #[arg(long, env = "CRONHOOK_FAILED_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub failed_retention_days: u32,
+    /// How often old executions are pruned, in seconds.
+    #[arg(long, env = "CRONHOOK_PRUNE_INTERVAL_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub prune_interval_seconds: u64,
+    /// At shutdown (SIGTERM, SIGINT), how many seconds attempts in flight may take to finish;
+    /// what is left is given back for another node or the next start.
+    #[arg(long, env = "CRONHOOK_SHUTDOWN_GRACE", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_grace: u64,
     /// An occurrence later than this many milliseconds (cronhook was down or stalled) is a
     /// misfire, handled by the job's `misfire` policy (`skip`, `fire_once`, `fire_all`).
     #[arg(long, env = "CRONHOOK_MISFIRE_THRESHOLD_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
     pub misfire_threshold_ms: u64,
+    /// API requests each workspace may make per second, sustained (over it: 429 with
+    /// Retry-After). Other workspaces are not affected.
+    #[arg(long, env = "CRONHOOK_API_RATE_LIMIT", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub api_rate_limit: u32,
+    /// API requests each workspace may make at once before the sustained rate applies.
+    #[arg(long, env = "CRONHOOK_API_RATE_BURST", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub api_rate_burst: u32,
+    /// The most HTTP requests in flight at once per workspace on this node, so one tenant's
+    /// slow targets cannot take every slot.
+    #[arg(long, env = "CRONHOOK_MAX_IN_FLIGHT_PER_WORKSPACE", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_in_flight_per_workspace: u64,
+    /// Resolve job hosts through this DNS server (`ip:port`, UDP and TCP) instead of the
+    /// system resolver. Every answer still passes the SSRF guard.
+    #[arg(long, env = "CRONHOOK_DNS_SERVER")]
+    pub dns_server: Option<SocketAddr>,
     /// This node's name in leases, logs and the node list (default: the host name); each start
     /// adds a random suffix, so a restarted node never inherits its previous leases.
     #[arg(long, env = "CRONHOOK_NODE_ID")]
     pub node_id: Option<String>,
+    /// The SMTP server email alerts go through: `smtp://user:pass@host:port` (plain),
+    /// `smtp://...?tls=required` (STARTTLS) or `smtps://...` (TLS). Without it, deliveries to
+    /// email channels fail, saying so.
+    #[arg(long, env = "CRONHOOK_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of email alerts, such as `cronhook <alerts@example.com>` (default:
+    /// `cronhook@` the SMTP host).
+    #[arg(long, env = "CRONHOOK_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// The dashboard's address as users reach it (`https://cron.example.com`), for links in
+    /// alerts.
+    #[arg(long, env = "CRONHOOK_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+}
+
+/// An `http(s)://` address without a query or fragment, kept without its trailing `/`.
+fn parse_public_url(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|error| format!("`{text}` is not a URL: {error}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("`{text}` must be an http:// or https:// address"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("`{text}` must have no query or fragment"));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
 }
 
 /// Sets up logging to standard error; `RUST_LOG` overrides `--log` when set.
@@ -164,23 +263,83 @@ pub fn init_tracing(options: &GlobalOptions) {
     };
 }
 
+/// Where the master keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `--secret-key` / `CRONHOOK_SECRET_KEY`.
+    Configured,
+    /// The key file beside the SQLite database.
+    File(std::path::PathBuf),
+}
+
+/// The master keys: `--secret-key`, or (SQLite only) the `secret.key` file beside the database,
+/// generated with mode 0600 on first use. PostgreSQL without a configured key is refused: the
+/// nodes sharing the database must share the key.
+pub fn keyring(options: &GlobalOptions) -> anyhow::Result<(cronhook_secrets::Keyring, KeySource)> {
+    if let Some(text) = &options.secret_key {
+        let keyring = cronhook_secrets::Keyring::parse(text).context("CRONHOOK_SECRET_KEY")?;
+        return Ok((keyring, KeySource::Configured));
+    }
+    let url = options.database_url.as_str();
+    let Some(path) = sqlite_path(url) else {
+        bail!(
+            "CRONHOOK_SECRET_KEY (--secret-key) is required with PostgreSQL: every node must share the master key that encrypts secrets at rest; make one with `openssl rand -base64 32` and give it to every node"
+        );
+    };
+    if path.is_empty() || path == ":memory:" {
+        bail!("CRONHOOK_SECRET_KEY (--secret-key) is required without a database file");
+    }
+    ensure_parent_directory(url)?;
+    let key_file = Path::new(path)
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join(cronhook_secrets::KEY_FILE_NAME);
+    let (keyring, created) =
+        cronhook_secrets::Keyring::load_or_create(&key_file).context("the secret key file")?;
+    if created {
+        tracing::info!(path = %key_file.display(), "generated the master key for secrets at rest; back it up with the database");
+    }
+    Ok((keyring, KeySource::File(key_file)))
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    url.starts_with("sqlite:").then(|| {
+        url.trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:")
+            .split('?')
+            .next()
+            .unwrap_or_default()
+    })
+}
+
 /// Opens the configured database and brings its schema up to date.
 pub async fn open_store(options: &GlobalOptions) -> anyhow::Result<Arc<dyn Store>> {
     let url = options.database_url.as_str();
-    if url.starts_with("sqlite:") {
+    let is_sqlite = url.starts_with("sqlite:");
+    let is_postgres = url.starts_with("postgres:") || url.starts_with("postgresql:");
+    if !is_sqlite && !is_postgres {
+        bail!(
+            "DATABASE_URL: `{}` must start with sqlite:// or postgres://",
+            redact(url)
+        );
+    }
+    // Secrets at rest are sealed at the store boundary: every store this binary opens seals.
+    let (keyring, _) = keyring(options)?;
+    let sealer = cronhook_store::Sealer::new(keyring);
+    if is_sqlite {
         ensure_parent_directory(url)?;
         let store = cronhook_store_sqlite::SqliteStore::open(url)
             .await
             .with_context(|| format!("opening the SQLite database {}", redact(url)))?;
         store.migrate().await.context("applying migrations")?;
-        return Ok(Arc::new(store));
+        return Ok(Arc::new(store.with_sealer(sealer)));
     }
-    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+    if is_postgres {
         let store = cronhook_store_postgres::PostgresStore::open(url)
             .await
             .with_context(|| format!("connecting to the PostgreSQL database {}", redact(url)))?;
         store.migrate().await.context("applying migrations")?;
-        return Ok(Arc::new(store));
+        return Ok(Arc::new(store.with_sealer(sealer)));
     }
     bail!(
         "DATABASE_URL: `{}` must start with sqlite:// or postgres://",

@@ -653,6 +653,7 @@ impl Draft {
             misfire: Misfire::default(),
             alerts: AlertPolicy::default(),
             auto_disable_after_failures: None,
+            keep_last: None,
             paused: false,
         })
     }

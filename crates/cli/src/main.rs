@@ -7,13 +7,14 @@ mod backup;
 mod config;
 mod crontab;
 mod jobs;
+mod secrets;
 mod serve;
 
 use std::io::Read as _;
 
 use anyhow::{Context as _, bail};
 use clap::Parser as _;
-use config::{Cli, Command, KeysCommand, UsersCommand};
+use config::{Cli, Command, KeysCommand, SecretsCommand, UsersCommand};
 use cronhook_store::{ApiKey, Store, User, Workspace};
 
 fn main() -> std::process::ExitCode {
@@ -55,7 +56,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::Keys(KeysCommand::Create { workspace, name }) => {
+        Command::Secrets(SecretsCommand::RotateKey {
+            new_secret_key,
+            key_file,
+            finish,
+        }) => secrets::rotate_key(&cli.global, new_secret_key, key_file, finish).await,
+        Command::Keys(KeysCommand::Create {
+            workspace,
+            name,
+            scope,
+        }) => {
+            let scope = cronhook_store::ApiKeyScope::parse(&scope)
+                .with_context(|| format!("--scope: `{scope}` is not read, write or admin"))?;
             let store = config::open_store(&cli.global).await?;
             let workspace = workspace_or_create(store.as_ref(), &workspace).await?;
             let (key, key_hash) = cronhook_web::auth::new_api_key();
@@ -65,7 +77,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     workspace_id: workspace.id,
                     name: name.unwrap_or_else(|| "cli".to_owned()),
                     key_hash,
+                    scope,
                     created_at: now_ms(),
+                    last_used_at: None,
+                    revoked_at: None,
                 })
                 .await
                 .context("storing the API key")?;

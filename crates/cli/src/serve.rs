@@ -16,8 +16,13 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
         bail!("--role: name at least one of api, scheduler, executor");
     }
     let has = |role: Role| options.role.contains(&role);
+    if let Some(dns_server) = options.dns_server {
+        cronhook_executor::use_dns_server(dns_server)
+            .map_err(|message| anyhow::anyhow!("--dns-server: {message}"))?;
+    }
     let store = crate::config::open_store(global).await?;
-    let node_id = incarnation_id(options.node_id.as_deref());
+    let node_name = node_name(options.node_id.as_deref());
+    let node_id = incarnation_id(&node_name);
     let targets = TargetPolicy {
         allow_private: options.allow_private_targets,
         allowed_nets: options.allowed_target_nets.clone(),
@@ -26,7 +31,7 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
     let shutdown = CancellationToken::new();
     let jobs_changed = Arc::new(Notify::new());
     let mut tasks = tokio::task::JoinSet::new();
-    let metrics = install_metrics(&mut tasks, shutdown.clone());
+    let metrics = install_metrics(&mut tasks, Arc::clone(&store), shutdown.clone());
 
     let executor = if has(Role::Executor) {
         let (executor, handle) = cronhook_executor::Executor::new(
@@ -37,10 +42,37 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
                 lease,
                 targets: targets.clone(),
                 poll_interval: Duration::from_secs(1),
+                shutdown_grace: Duration::from_secs(options.shutdown_grace),
+                max_in_flight_per_workspace: usize::try_from(options.max_in_flight_per_workspace)
+                    .unwrap_or(usize::MAX),
             },
         )
         .context("starting the executor")?;
         tasks.spawn(executor.run(shutdown.clone()));
+        Some(handle)
+    } else {
+        None
+    };
+
+    // Alerts are delivered where requests are sent: by executor nodes.
+    let alerts = if has(Role::Executor) {
+        let smtp = match options.smtp_url.as_deref() {
+            Some(url) => Some(
+                cronhook_alerts::SmtpConfig::new(url, options.smtp_from.as_deref())
+                    .context("--smtp-url / --smtp-from")?,
+            ),
+            None => None,
+        };
+        let mut config = cronhook_alerts::AlertsConfig::new(node_id.clone());
+        config.lease = lease;
+        config.targets = targets.clone();
+        config.smtp = smtp;
+        config.links = cronhook_alerts::Links {
+            public_url: options.public_url.clone(),
+        };
+        let (worker, handle) = cronhook_alerts::AlertWorker::new(Arc::clone(&store), config)
+            .context("starting alert delivery")?;
+        tasks.spawn(worker.run(shutdown.clone()));
         Some(handle)
     } else {
         None
@@ -61,11 +93,23 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
             cronhook_scheduler::SchedulerConfig {
                 local_executor,
                 misfire_threshold: Duration::from_millis(options.misfire_threshold_ms),
+                node_id: node_id.clone(),
                 ..cronhook_scheduler::SchedulerConfig::default()
             },
             Arc::clone(&jobs_changed),
         );
         tasks.spawn(scheduler.run(shutdown.clone()));
+        // Pruning is housekeeping of the schedule's history; every scheduler node may do it
+        // (PostgreSQL's `skip locked` keeps two pruners apart).
+        tasks.spawn(cronhook_scheduler::run_pruner(
+            Arc::clone(&store),
+            cronhook_store::RetentionPolicy {
+                succeeded_for: chrono::TimeDelta::days(i64::from(options.retention_days)),
+                failed_for: chrono::TimeDelta::days(i64::from(options.failed_retention_days)),
+            },
+            Duration::from_secs(options.prune_interval_seconds),
+            shutdown.clone(),
+        ));
     }
 
     if has(Role::Api) {
@@ -75,6 +119,13 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
             jobs_changed: Arc::clone(&jobs_changed),
             targets,
             metrics,
+            alerts,
+            limits: Arc::new(cronhook_web::limits::Limits::new(
+                cronhook_web::limits::ApiRateLimit {
+                    per_second: options.api_rate_limit,
+                    burst: options.api_rate_burst,
+                },
+            )),
         };
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
@@ -86,9 +137,13 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
         let app = cronhook_web::app(state);
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
+            let served = axum::serve(
+                listener,
+                // Client addresses reach the handlers (the sign-in rate limit is per address).
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
             if let Err(error) = served {
                 tracing::error!(%error, "the HTTP server stopped");
             }
@@ -97,10 +152,29 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
         tracing::info!(node_id, roles = ?options.role, "cronhook is running");
     }
 
+    tasks.spawn(report_heartbeats(
+        Arc::clone(&store),
+        cronhook_store::NodeInfo {
+            id: node_id.clone(),
+            name: node_name,
+            roles: options
+                .role
+                .iter()
+                .map(|role| format!("{role:?}").to_ascii_lowercase())
+                .collect(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at: chrono::Utc::now(),
+            last_heartbeat_at: chrono::Utc::now(),
+        },
+        shutdown.clone(),
+    ));
+
     wait_for_signal().await;
     tracing::info!("shutting down");
     shutdown.cancel();
-    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+    // The executor needs the grace period, then a moment to write and give back what is left.
+    let drain_limit = Duration::from_secs(options.shutdown_grace) + Duration::from_secs(10);
+    let drained = tokio::time::timeout(drain_limit, async {
         while tasks.join_next().await.is_some() {}
     })
     .await;
@@ -129,6 +203,7 @@ const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 /// Without a recorder (installation failed) the process runs on and `/metrics` answers 404.
 fn install_metrics(
     tasks: &mut tokio::task::JoinSet<()>,
+    store: Arc<dyn cronhook_store::Store>,
     shutdown: CancellationToken,
 ) -> Option<cronhook_web::MetricsRender> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
@@ -158,9 +233,26 @@ fn install_metrics(
         "cronhook_alerts_total",
         "Alerts sent, by kind (failure, recovery, test) and whether the delivery succeeded."
     );
+    metrics::describe_gauge!(
+        "cronhook_db_pool_connections",
+        "Database connections by pool and state (idle, in_use)."
+    );
+    metrics::describe_gauge!(
+        "cronhook_db_pool_max_connections",
+        "The most connections each database pool opens."
+    );
     let upkeep = handle.clone();
     tasks.spawn(async move {
         loop {
+            for usage in store.pool_usage() {
+                let in_use = usage.open.saturating_sub(usage.idle);
+                metrics::gauge!("cronhook_db_pool_connections", "pool" => usage.pool, "state" => "idle")
+                    .set(f64::from(usage.idle));
+                metrics::gauge!("cronhook_db_pool_connections", "pool" => usage.pool, "state" => "in_use")
+                    .set(f64::from(in_use));
+                metrics::gauge!("cronhook_db_pool_max_connections", "pool" => usage.pool)
+                    .set(f64::from(usage.max));
+            }
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(METRICS_UPKEEP) => upkeep.run_upkeep(),
@@ -168,6 +260,27 @@ fn install_metrics(
         }
     });
     Some(Arc::new(move || handle.render()))
+}
+
+/// How often a node reports itself in the node registry.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+
+/// Reports this node in the registry (`GET /api/v1/nodes`) until shutdown.
+async fn report_heartbeats(
+    store: Arc<dyn cronhook_store::Store>,
+    mut node: cronhook_store::NodeInfo,
+    shutdown: CancellationToken,
+) {
+    loop {
+        node.last_heartbeat_at = chrono::Utc::now();
+        if let Err(error) = store.heartbeat(&node).await {
+            tracing::warn!(%error, "cannot report this node's heartbeat");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(HEARTBEAT_EVERY) => {}
+        }
+    }
 }
 
 /// Waits for SIGINT (Ctrl-C) or SIGTERM.
@@ -194,17 +307,21 @@ async fn wait_for_signal() {
     }
 }
 
-/// The id this process holds leases under: the node's name (`--node-id`, or the host name) and
-/// a random suffix for this start. The suffix matters: a node restarted under the same name must
-/// not renew, and so keep for ever, the leases its previous incarnation held when it died.
-fn incarnation_id(name: Option<&str>) -> String {
-    let name = name
+/// The node's name: `--node-id`, or the host name.
+fn node_name(configured: Option<&str>) -> String {
+    configured
         .map(str::to_owned)
         .or_else(|| std::env::var("HOSTNAME").ok())
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "node".to_owned());
+        .unwrap_or_else(|| "node".to_owned())
+}
+
+/// The id this process holds leases under: the node's name and a random suffix for this start.
+/// The suffix matters: a node restarted under the same name must not renew, and so keep for
+/// ever, the leases its previous incarnation held when it died.
+fn incarnation_id(name: &str) -> String {
     let suffix: u32 = rand::random();
     format!("{name}-{suffix:08x}")
 }

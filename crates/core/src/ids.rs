@@ -15,6 +15,8 @@ pub const API_KEY: &str = "key";
 pub const USER: &str = "usr";
 /// The prefix of alert channel ids.
 pub const CHANNEL: &str = "chn";
+/// The prefix of alert ids.
+pub const ALERT: &str = "alr";
 
 /// A new, time-ordered id with the given type prefix.
 pub fn new_id(prefix: &str) -> String {

@@ -4,6 +4,7 @@
 //! Architecture invariant: this crate does no I/O. It knows no database, no network, no clock of
 //! its own (callers pass `now`), so every rule here is a pure function that tests can pin down.
 
+pub mod alerting;
 pub mod ids;
 pub mod model;
 pub mod net;

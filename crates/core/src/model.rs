@@ -30,6 +30,10 @@ pub struct JobSpec {
     pub alerts: AlertPolicy,
     #[serde(default)]
     pub auto_disable_after_failures: Option<u32>,
+    /// Keep at most this many finished executions of the job (the newest); `None` keeps what
+    /// the operator's retention by age keeps.
+    #[serde(default)]
+    pub keep_last: Option<u32>,
     #[serde(default)]
     pub paused: bool,
 }

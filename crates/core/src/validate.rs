@@ -134,6 +134,12 @@ pub fn validate_job(
             ));
         }
     }
+    if spec.keep_last == Some(0) {
+        return Err(FieldError::new(
+            "keep_last",
+            "must be at least 1, or null to keep what the retention period keeps",
+        ));
+    }
     if spec.auto_disable_after_failures == Some(0) {
         return Err(FieldError::new(
             "auto_disable_after_failures",

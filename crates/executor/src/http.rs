@@ -43,13 +43,64 @@ impl GuardedResolver {
     }
 }
 
+/// The DNS server every guarded client asks, when the operator names one (`--dns-server`);
+/// otherwise the system resolver.
+static DNS_SERVER: std::sync::OnceLock<DnsServer> = std::sync::OnceLock::new();
+
+/// A resolver that asks one given DNS server (UDP, then TCP for truncated answers), uncached,
+/// so every lookup is asked and vetted afresh.
+struct DnsServer {
+    address: SocketAddr,
+    resolver: hickory_resolver::Resolver<hickory_resolver::net::runtime::TokioRuntimeProvider>,
+}
+
+/// Makes every guarded client of this process (executor and alert deliveries) resolve through
+/// the DNS server at `address` instead of the system resolver. Call it once, at start-up,
+/// before building clients; a second call with another address is refused.
+pub fn use_dns_server(address: SocketAddr) -> Result<(), String> {
+    use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+    let mut udp = ConnectionConfig::udp();
+    udp.port = address.port();
+    let mut tcp = ConnectionConfig::tcp();
+    tcp.port = address.port();
+    let mut server = NameServerConfig::udp_and_tcp(address.ip());
+    server.connections = vec![udp, tcp];
+    let mut builder = hickory_resolver::Resolver::builder_with_config(
+        ResolverConfig::from_name_servers(vec![server]),
+        hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
+    );
+    let options = builder.options_mut();
+    options.cache_size = 0;
+    options.attempts = 1;
+    options.timeout = Duration::from_secs(5);
+    let resolver = builder
+        .build()
+        .map_err(|error| format!("cannot use DNS server {address}: {error}"))?;
+    let configured = DNS_SERVER.get_or_init(|| DnsServer { address, resolver });
+    if configured.address == address {
+        Ok(())
+    } else {
+        Err(format!("the DNS server is {} already", configured.address))
+    }
+}
+
+/// The addresses of `host`: from the configured DNS server, or the system resolver.
+async fn lookup(host: &str) -> Result<Vec<SocketAddr>, Box<dyn StdError + Send + Sync>> {
+    match DNS_SERVER.get() {
+        Some(server) => {
+            let found = server.resolver.lookup_ip(host).await?;
+            Ok(found.iter().map(|ip| SocketAddr::new(ip, 0)).collect())
+        }
+        None => Ok(tokio::net::lookup_host((host, 0)).await?.collect()),
+    }
+}
+
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let targets = self.targets.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let found: Vec<SocketAddr> = lookup(&host).await?;
             let permitted: Vec<SocketAddr> = found
                 .iter()
                 .copied()
@@ -120,6 +171,18 @@ impl HttpClients {
             targets: targets.clone(),
         })
     }
+}
+
+/// A pooled client for senders outside the executor (alert deliveries): it dials only addresses
+/// the target policy permits (checked after DNS) and follows no redirects. Literal addresses
+/// never reach the resolver: check the URL with `validate_target_url` before sending.
+pub fn guarded_client(targets: &TargetPolicy) -> Result<reqwest::Client, reqwest::Error> {
+    build_client(targets, reqwest::redirect::Policy::none())
+}
+
+/// The error kind and message a failed request stands for, as attempts record them.
+pub fn describe_request_error(error: &reqwest::Error) -> AttemptError {
+    classify(error)
 }
 
 fn build_client(

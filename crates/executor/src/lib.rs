@@ -34,7 +34,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-pub use http::{BlockedTarget, MAX_REDIRECTS, TooManyRedirects};
+pub use http::{
+    BlockedTarget, MAX_REDIRECTS, TooManyRedirects, describe_request_error, guarded_client,
+    use_dns_server,
+};
 pub use telemetry::describe_metrics;
 
 /// The `User-Agent` of every request cronhook sends.
@@ -42,8 +45,6 @@ pub const USER_AGENT: &str = concat!("cronhook/", env!("CARGO_PKG_VERSION"));
 
 /// How long a fetched workspace (its signing secrets) is reused.
 const WORKSPACE_CACHE_TTL: Duration = Duration::from_secs(5);
-/// How long in-flight attempts may finish after shutdown is asked for.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// The most attempt records written in one store call.
 const WRITE_BATCH: usize = 500;
 /// The most executions claimed in one store call.
@@ -67,6 +68,12 @@ pub struct ExecutorConfig {
     /// How often to look for ready executions that were not handed over in-process (queued by
     /// another node, retries after a restart, expired leases).
     pub poll_interval: Duration,
+    /// At shutdown, how long attempts in flight may finish before they are cut and their
+    /// executions given back for another node (or the next start) to take over.
+    pub shutdown_grace: Duration,
+    /// Requests in flight at once per workspace on this node, so one tenant's slow targets
+    /// cannot take every slot (`--max-in-flight-per-workspace`).
+    pub max_in_flight_per_workspace: usize,
 }
 
 impl ExecutorConfig {
@@ -78,6 +85,8 @@ impl ExecutorConfig {
             lease: Duration::from_secs(30),
             targets: TargetPolicy::default(),
             poll_interval: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(30),
+            max_in_flight_per_workspace: 256,
         }
     }
 }
@@ -133,6 +142,8 @@ struct Shared {
     config: ExecutorConfig,
     http: http::HttpClients,
     slots: Arc<Semaphore>,
+    /// Each workspace's own slots, taken before a global one.
+    workspace_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     counters: Arc<Counters>,
     workspaces: Mutex<HashMap<String, (Instant, Arc<Workspace>)>>,
     writes: mpsc::UnboundedSender<WriteRequest>,
@@ -227,6 +238,11 @@ impl Executor {
                 "node_id must not be empty".into(),
             ));
         }
+        if config.max_in_flight_per_workspace == 0 {
+            return Err(ExecutorError::InvalidConfig(
+                "max_in_flight_per_workspace must be at least 1".into(),
+            ));
+        }
         if config.max_in_flight == 0 {
             return Err(ExecutorError::InvalidConfig(
                 "max_in_flight must be at least 1".into(),
@@ -265,6 +281,7 @@ impl Executor {
             config,
             http,
             slots: Arc::new(Semaphore::new(permits)),
+            workspace_slots: Mutex::new(HashMap::new()),
             counters,
             workspaces: Mutex::new(HashMap::new()),
             writes: writes_tx,
@@ -316,7 +333,7 @@ impl Executor {
         if let Err(join_error) = poller.await {
             error!(error = %join_error, "executor poller failed");
         }
-        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        let drained = tokio::time::timeout(shared.config.shutdown_grace, async {
             while let Some(joined) = tasks.join_next().await {
                 report_join(joined);
             }
@@ -325,7 +342,8 @@ impl Executor {
         if drained.is_err() {
             warn!(
                 unfinished = tasks.len(),
-                "attempts still in flight at shutdown; they stay leased and are taken over later"
+                grace_seconds = shared.config.shutdown_grace.as_secs(),
+                "attempts still in flight after the shutdown grace period; cutting them"
             );
         }
         tasks.shutdown().await;
@@ -334,6 +352,21 @@ impl Executor {
             if let Err(join_error) = task.await {
                 error!(error = %join_error, "executor task failed");
             }
+        }
+        // Whatever this node still holds (cut attempts, retries waiting, hand-overs never
+        // started) goes back now, so another node or the next start takes it without waiting
+        // for the leases to run out.
+        match shared
+            .store
+            .release_leases(&shared.config.node_id, Utc::now())
+            .await
+        {
+            Ok(0) => {}
+            Ok(released) => info!(released, "gave back unfinished executions"),
+            Err(store_error) => warn!(
+                error = %store_error,
+                "cannot give back unfinished executions; they are taken over when their leases run out"
+            ),
         }
         info!(node_id = %shared.config.node_id, "executor stopped");
     }
@@ -550,6 +583,17 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
             return;
         };
         let queued = telemetry::GaugeGuard::queued();
+        // The workspace's slot first, so executions waiting on their own workspace's cap hold
+        // no global slot that another workspace could use.
+        let workspace_slots = shared.workspace_slots(&execution.workspace_id);
+        let workspace_permit = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            permit = workspace_slots.acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
         let permit = tokio::select! {
             biased;
             () = stop.cancelled() => return,
@@ -570,6 +614,7 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
             outcome = make_attempt(&shared, &execution, number, &workspace, body_regex.as_ref()) => outcome,
         };
         drop(permit);
+        drop(workspace_permit);
         drop(in_flight);
 
         let attempt = outcome.attempt;
@@ -647,6 +692,28 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
             () = tokio::time::sleep(wait) => {}
         }
         number += 1;
+    }
+}
+
+impl Shared {
+    /// The semaphore of a workspace's slots on this node, made on first use.
+    fn workspace_slots(&self, workspace_id: &str) -> Arc<Semaphore> {
+        let mut slots = self
+            .workspace_slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if slots.len() > 10_000 {
+            // Only semaphores nobody waits on or holds.
+            slots.retain(|_, semaphore| Arc::strong_count(semaphore) > 1);
+        }
+        let permits = self
+            .config
+            .max_in_flight_per_workspace
+            .min(Semaphore::MAX_PERMITS);
+        slots
+            .entry(workspace_id.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(permits)))
+            .clone()
     }
 }
 

@@ -92,6 +92,145 @@ impl MemStore {
 }
 
 #[async_trait]
+impl cronhook_store::SessionStore for MemStore {
+    async fn insert_session(&self, _: &cronhook_store::Session) -> StoreResult<()> {
+        Err(StoreError::NotFound)
+    }
+    async fn session_by_token_hash(
+        &self,
+        _: &str,
+        _: DateTime<Utc>,
+    ) -> StoreResult<Option<(cronhook_store::Session, User)>> {
+        Ok(None)
+    }
+    async fn touch_session(&self, _: &str, _: DateTime<Utc>) -> StoreResult<bool> {
+        Ok(false)
+    }
+    async fn delete_session(&self, _: &str) -> StoreResult<bool> {
+        Ok(false)
+    }
+    async fn delete_expired_sessions(&self, _: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(0)
+    }
+    async fn has_users(&self) -> StoreResult<bool> {
+        Ok(false)
+    }
+    async fn create_first_user(&self, _: &Workspace, _: &User) -> StoreResult<Option<User>> {
+        Err(StoreError::NotFound)
+    }
+}
+
+#[async_trait]
+impl cronhook_store::HistoryStore for MemStore {
+    async fn execution_points(
+        &self,
+        _: &str,
+        _: &str,
+        _: Option<DateTime<Utc>>,
+        _: u32,
+    ) -> StoreResult<Vec<cronhook_store::ExecutionPoint>> {
+        Ok(Vec::new())
+    }
+}
+
+#[async_trait]
+impl cronhook_store::NodeStore for MemStore {
+    async fn heartbeat(&self, _: &cronhook_store::NodeInfo) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn nodes(&self, _: DateTime<Utc>) -> StoreResult<Vec<cronhook_store::NodeInfo>> {
+        Ok(Vec::new())
+    }
+}
+
+/// Alerts play no part in the executor: this fake has no channels and records no alerts.
+#[async_trait]
+impl cronhook_store::AlertStore for MemStore {
+    async fn insert_channel(&self, _: &cronhook_store::Channel) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn channel(&self, _: &str, _: &str) -> StoreResult<Option<cronhook_store::Channel>> {
+        Ok(None)
+    }
+    async fn list_channels(
+        &self,
+        _: &str,
+        _: &PageRequest,
+    ) -> StoreResult<Page<cronhook_store::Channel>> {
+        Ok(Page {
+            items: Vec::new(),
+            next_after: None,
+        })
+    }
+    async fn update_channel(&self, _: &cronhook_store::Channel) -> StoreResult<()> {
+        Err(StoreError::NotFound)
+    }
+    async fn delete_channel(&self, _: &str, _: &str) -> StoreResult<bool> {
+        Ok(false)
+    }
+    async fn default_alert_channels(&self, _: &str) -> StoreResult<Vec<String>> {
+        Ok(Vec::new())
+    }
+    async fn set_default_alert_channels(&self, _: &str, ids: &[String]) -> StoreResult<()> {
+        if ids.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+    async fn insert_alert(&self, _: &cronhook_store::Alert) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn claim_alerts(
+        &self,
+        _: &Lease,
+        _: DateTime<Utc>,
+        _: u32,
+    ) -> StoreResult<Vec<cronhook_store::ClaimedAlert>> {
+        Ok(Vec::new())
+    }
+    async fn complete_alert(
+        &self,
+        _: &str,
+        _: &str,
+        _: &cronhook_store::DeliveryOutcome,
+    ) -> StoreResult<bool> {
+        Ok(false)
+    }
+    async fn list_alerts(
+        &self,
+        _: &str,
+        _: &PageRequest,
+    ) -> StoreResult<Page<cronhook_store::Alert>> {
+        Ok(Page {
+            items: Vec::new(),
+            next_after: None,
+        })
+    }
+    async fn next_alert_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        Ok(None)
+    }
+}
+
+#[async_trait]
+impl cronhook_store::MaintenanceStore for MemStore {
+    async fn prune_executions(
+        &self,
+        _: &cronhook_store::RetentionPolicy,
+        _: DateTime<Utc>,
+        _: u32,
+    ) -> StoreResult<u64> {
+        Ok(0)
+    }
+    async fn release_leases(&self, _: &str, _: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(0)
+    }
+    fn pool_usage(&self) -> Vec<cronhook_store::PoolUsage> {
+        Vec::new()
+    }
+}
+
+#[async_trait]
 impl Store for MemStore {
     async fn ping(&self) -> StoreResult<()> {
         Ok(())
@@ -146,6 +285,15 @@ impl Store for MemStore {
         Err(StoreError::NotFound)
     }
     async fn due_jobs(&self, _: DateTime<Utc>, _: u32) -> StoreResult<Vec<Job>> {
+        Err(StoreError::NotFound)
+    }
+    async fn claim_due_jobs(
+        &self,
+        _: &Lease,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+        _: u32,
+    ) -> StoreResult<Vec<Job>> {
         Err(StoreError::NotFound)
     }
     async fn earliest_next_run(&self) -> StoreResult<Option<DateTime<Utc>>> {
@@ -415,6 +563,7 @@ fn start_with(store: Arc<MemStore>, targets: TargetPolicy, lease: Duration) -> R
         lease,
         targets,
         poll_interval: Duration::from_millis(50),
+        ..ExecutorConfig::new("node-a")
     };
     let (executor, handle) = Executor::new(store, config).expect("executor");
     let shutdown = CancellationToken::new();
@@ -982,4 +1131,58 @@ async fn records_are_written_again_while_the_store_is_down() {
     assert_eq!(finish_status(&records[0]), Some(ExecutionStatus::Succeeded));
     assert_eq!(store.lock().write_calls, 3);
     assert_eq!(target.seen().len(), 1);
+}
+
+// The executor never manages API keys or data keys: these answer as an empty store would.
+#[async_trait::async_trait]
+impl cronhook_store::ApiKeyStore for MemStore {
+    async fn list_api_keys(
+        &self,
+        _workspace_id: &str,
+    ) -> cronhook_store::StoreResult<Vec<cronhook_store::ApiKey>> {
+        Ok(Vec::new())
+    }
+    async fn api_key(
+        &self,
+        _workspace_id: &str,
+        _id: &str,
+    ) -> cronhook_store::StoreResult<Option<cronhook_store::ApiKey>> {
+        Ok(None)
+    }
+    async fn revoke_api_key(
+        &self,
+        _workspace_id: &str,
+        _id: &str,
+        _at: chrono::DateTime<chrono::Utc>,
+    ) -> cronhook_store::StoreResult<bool> {
+        Ok(false)
+    }
+    async fn touch_api_key(
+        &self,
+        _id: &str,
+        _at: chrono::DateTime<chrono::Utc>,
+    ) -> cronhook_store::StoreResult<bool> {
+        Ok(false)
+    }
+}
+
+#[async_trait::async_trait]
+impl cronhook_store::WorkspaceKeyStore for MemStore {
+    async fn wrapped_data_key(
+        &self,
+        _workspace_id: &str,
+    ) -> cronhook_store::StoreResult<Option<String>> {
+        Ok(None)
+    }
+    async fn replace_wrapped_data_key(
+        &self,
+        _workspace_id: &str,
+        _expected: Option<&str>,
+        _new: &str,
+    ) -> cronhook_store::StoreResult<bool> {
+        Ok(false)
+    }
+    async fn wrapped_data_keys(&self) -> cronhook_store::StoreResult<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
 }

@@ -11,6 +11,7 @@
 //! whatever they had in memory, one occurrence yields at most one execution.
 
 mod plan;
+mod retention;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub use plan::{MISFIRE_FIRE_ALL_LIMIT, plan_occurrence};
+pub use retention::{PRUNE_BATCH, prune_all, run_pruner};
 
 /// How the executions this scheduler creates reach an executor in the same process.
 #[derive(Clone)]
@@ -52,6 +54,11 @@ pub struct SchedulerConfig {
     pub idle_recheck: Duration,
     /// Present when this process also runs the executor role.
     pub local_executor: Option<LocalExecutor>,
+    /// The id this scheduler claims due jobs under (see `Store::claim_due_jobs`).
+    pub node_id: String,
+    /// How long a claim on due jobs lasts beyond the look-ahead window; a scheduler that dies
+    /// holding claims delays those jobs by at most this much.
+    pub claim_margin: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -62,6 +69,8 @@ impl Default for SchedulerConfig {
             misfire_threshold: Duration::from_secs(2),
             idle_recheck: Duration::from_secs(5),
             local_executor: None,
+            node_id: "scheduler".to_owned(),
+            claim_margin: Duration::from_secs(2),
         }
     }
 }
@@ -127,16 +136,25 @@ impl Scheduler {
     /// One turn of the loop: read the window, wait for its earliest instant (or a change), fire.
     async fn step(&mut self, shutdown: &CancellationToken) -> Result<(), StoreError> {
         let now = Utc::now();
-        let horizon = now + to_delta(self.config.lookahead);
-        let window = self.store.due_jobs(horizon, self.config.batch_size).await?;
+        let lookahead = to_delta(self.config.lookahead);
+        let horizon = now + lookahead;
+        let claim = cronhook_store::Lease {
+            node_id: self.config.node_id.clone(),
+            until: horizon + to_delta(self.config.claim_margin),
+        };
+        let window = self
+            .store
+            .claim_due_jobs(&claim, now, horizon, self.config.batch_size)
+            .await?;
         let wake_at = match window.iter().filter_map(|job| job.next_run_at).min() {
             Some(earliest) => earliest,
             None => {
                 let earliest = self.store.earliest_next_run().await?;
                 let recheck = now + to_delta(self.config.idle_recheck);
-                // Wake a look-ahead before the next job so it is read into the window in time.
+                // Wake a look-ahead before the next job so it is read into the window in time;
+                // but not at once when that job is due and another scheduler holds it.
                 earliest
-                    .map(|at| at - to_delta(self.config.lookahead) / 2)
+                    .map(|at| (at - lookahead / 2).max(now + lookahead / 4))
                     .map_or(recheck, |at| at.min(recheck))
             }
         };

@@ -15,6 +15,13 @@ macro_rules! workspace_columns {
     };
 }
 
+/// The columns `rows::api_key_from_row` reads.
+macro_rules! api_key_columns {
+    () => {
+        "id, workspace_id, name, key_hash, scope, created_at, last_used_at, revoked_at"
+    };
+}
+
 /// The columns `rows::job_from_row` reads.
 macro_rules! job_columns {
     () => {
@@ -38,8 +45,13 @@ macro_rules! attempt_columns {
     };
 }
 
+mod alerts;
+mod api_keys;
 mod convert;
+mod maintenance;
+mod nodes;
 mod rows;
+mod sessions;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -83,6 +95,8 @@ const TRANSACTION_TRIES: u32 = 5;
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Seals secret header values before specs are written and opens them after reads.
+    sealer: std::sync::Arc<cronhook_store::Sealer>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -117,7 +131,10 @@ impl PostgresStore {
             .connect_with(options.clone())
             .await;
         match pool {
-            Ok(pool) => Ok(PostgresStore { pool }),
+            Ok(pool) => Ok(PostgresStore {
+                pool,
+                sealer: std::sync::Arc::default(),
+            }),
             // The pool kept retrying and says only that it timed out; one more attempt names the
             // reason (connection refused, unknown host...) for whoever reads the error.
             Err(sqlx::Error::PoolTimedOut) => match PgConnection::connect_with(&options).await {
@@ -296,6 +313,9 @@ impl PostgresStore {
                 continue;
             }
             rows::insert_attempt(&mut tx, &record.execution_id, attempt).await?;
+            if let NextStep::Finish { status } = &record.next {
+                alerts::on_finished(&mut tx, &record.execution_id, attempt, *status).await?;
+            }
             accepted[index] = true;
         }
         commit(tx).await?;
@@ -391,6 +411,23 @@ const DUE_JOBS: &str = concat!(
       where not paused and next_run_at is not null and next_run_at <= $1
       order by next_run_at
       limit $2"
+);
+
+/// Claims up to `$4` due jobs (due by `$1`) for `$3` until `$5`: jobs no other scheduler holds
+/// a live claim on at `$2`, in firing order. `skip locked` passes over rows another scheduler is
+/// claiming or materializing right now instead of waiting for them.
+const CLAIM_DUE_JOBS: &str = concat!(
+    "with due as (
+         select id as due_id from jobs
+         where not paused and next_run_at is not null and next_run_at <= $1
+           and (claim_until is null or claim_until < $2 or claimed_by = $3)
+         order by next_run_at
+         limit $4
+         for update skip locked)
+     update jobs set claimed_by = $3, claim_until = $5
+     from due where jobs.id = due.due_id
+     returning ",
+    job_columns!(),
 );
 
 /// Claims up to `$2` executions that are ready at `$1` (queued or retrying, due, no live lease)
@@ -676,14 +713,18 @@ impl Store for PostgresStore {
 
     async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()> {
         sqlx::query(
-            "insert into api_keys (id, workspace_id, name, key_hash, created_at)
-             values ($1, $2, $3, $4, $5)",
+            "insert into api_keys
+                (id, workspace_id, name, key_hash, scope, created_at, last_used_at, revoked_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&key.id)
         .bind(&key.workspace_id)
         .bind(&key.name)
         .bind(&key.key_hash)
+        .bind(key.scope.as_str())
         .bind(ms(key.created_at))
+        .bind(key.last_used_at.map(ms))
+        .bind(key.revoked_at.map(ms))
         .execute(&self.pool)
         .await
         .map_err(|err| {
@@ -699,10 +740,11 @@ impl Store for PostgresStore {
     }
 
     async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
-        let row = sqlx::query(
-            "select id, workspace_id, name, key_hash, created_at from api_keys
-             where key_hash = $1",
-        )
+        let row = sqlx::query(concat!(
+            "select ",
+            api_key_columns!(),
+            " from api_keys where key_hash = $1"
+        ))
         .bind(key_hash)
         .fetch_optional(&self.pool)
         .await
@@ -748,7 +790,7 @@ impl Store for PostgresStore {
     }
 
     async fn insert_job(&self, job: &Job) -> StoreResult<()> {
-        let spec = to_json(&job.spec)?;
+        let spec = to_json(&self.seal_spec(job).await?)?;
         sqlx::query(
             "insert into jobs
                 (id, workspace_id, name, spec, paused, next_run_at, created_at, updated_at)
@@ -779,7 +821,12 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(db_err)?;
-        row.as_ref().map(job_from_row).transpose()
+        let Some(mut job) = row.as_ref().map(job_from_row).transpose()? else {
+            return Ok(None);
+        };
+        self.open_spec(&job.workspace_id, &job.id, &mut job.spec)
+            .await?;
+        Ok(Some(job))
     }
 
     async fn list_jobs(&self, workspace_id: &str, page: &PageRequest) -> StoreResult<Page<Job>> {
@@ -801,15 +848,16 @@ impl Store for PostgresStore {
             .bind(after.as_str()),
         };
         let rows = query.fetch_all(&self.pool).await.map_err(db_err)?;
-        let jobs = rows
+        let mut jobs = rows
             .iter()
             .map(job_from_row)
             .collect::<StoreResult<Vec<_>>>()?;
+        self.open_jobs(&mut jobs).await?;
         Ok(into_page(jobs, page, |job| &job.id))
     }
 
     async fn update_job(&self, job: &Job) -> StoreResult<()> {
-        let spec = to_json(&job.spec)?;
+        let spec = to_json(&self.seal_spec(job).await?)?;
         let done = sqlx::query(
             "update jobs
              set name = $1, spec = $2, paused = $3, next_run_at = $4, updated_at = $5
@@ -862,7 +910,47 @@ impl Store for PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_err)?;
-        rows.iter().map(job_from_row).collect()
+        let mut jobs = rows
+            .iter()
+            .map(job_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.open_jobs(&mut jobs).await?;
+        Ok(jobs)
+    }
+
+    async fn claim_due_jobs(
+        &self,
+        lease: &Lease,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Job>> {
+        let (now, until, lease_until) = (ms(now), ms(until), ms(lease.until));
+        let node_id = lease.node_id.as_str();
+        let rows = retrying(|| async move {
+            sqlx::query(CLAIM_DUE_JOBS)
+                .bind(until)
+                .bind(now)
+                .bind(node_id)
+                .bind(i64::from(limit))
+                .bind(lease_until)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)
+        })
+        .await?;
+        let mut jobs = rows
+            .iter()
+            .map(job_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        // `returning` does not keep the order of the candidates.
+        jobs.sort_by(|a, b| {
+            a.next_run_at
+                .cmp(&b.next_run_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        self.open_jobs(&mut jobs).await?;
+        Ok(jobs)
     }
 
     async fn earliest_next_run(&self) -> StoreResult<Option<DateTime<Utc>>> {
@@ -902,7 +990,16 @@ impl Store for PostgresStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        retrying(|| self.claim_once(lease, now, limit)).await
+        let mut claimed = retrying(|| self.claim_once(lease, now, limit)).await?;
+        for execution in &mut claimed {
+            self.open_spec(
+                &execution.workspace_id,
+                &execution.job_id,
+                &mut execution.spec,
+            )
+            .await?;
+        }
+        Ok(claimed)
     }
 
     async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<Vec<bool>> {

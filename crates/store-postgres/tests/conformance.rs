@@ -38,6 +38,9 @@ conformance_tests!(
     materialize_skips_when_the_job_changed,
     forbid_records_skipped,
     replace_cancels_unfinished,
+    retention_prunes_by_age_status_and_keep_last,
+    released_leases_are_taken_over_at_once,
+    nodes_report_themselves,
     insert_execution_refuses_duplicates,
     due_jobs_come_in_firing_order,
     claim_takes_each_execution_once,
@@ -320,7 +323,7 @@ async fn nul_characters_round_trip() {
     .await;
 }
 
-/// Four stores (four pools, as four processes would have) claim 2 000 due executions at once:
+/// Four stores (four pools, as four processes would have) claim 10 000 due executions at once:
 /// each is claimed exactly once, by the node the database says holds it, and no claim fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn claims_from_concurrent_pools_never_overlap() {
@@ -331,7 +334,7 @@ async fn claims_from_concurrent_pools_never_overlap() {
     let due = distant_past();
     let job = job(&created, "crowd", Some(due));
     setup.insert_job(&job).await.expect("insert a job");
-    let mut catch_up = occurrence(&job, due, 2_000, Concurrency::Allow);
+    let mut catch_up = occurrence(&job, due, 10_000, Concurrency::Allow);
     catch_up.new_next_run_at = None;
     assert_eq!(
         setup.materialize(&[catch_up]).await.expect("materialize"),
@@ -350,12 +353,12 @@ async fn claims_from_concurrent_pools_never_overlap() {
                 let node_id = format!("node-{process}-{claimer}");
                 let lease = Lease {
                     node_id: node_id.clone(),
-                    until: due + chrono::Duration::days(1),
+                    until: due + chrono::Duration::days(2),
                 };
                 let mut claimed = Vec::new();
                 loop {
                     let batch = store
-                        .claim_executions(&lease, due + chrono::Duration::hours(1), 25)
+                        .claim_executions(&lease, due + chrono::Duration::days(1), 100)
                         .await
                         .expect("a claim never fails, whatever the others do");
                     if batch.is_empty() {
@@ -381,8 +384,8 @@ async fn claims_from_concurrent_pools_never_overlap() {
     for store in stores {
         store.close().await;
     }
-    assert_eq!(total, 2_000, "2 000 claims in all");
-    assert_eq!(holders.len(), 2_000, "no execution is claimed twice");
+    assert_eq!(total, 10_000, "10 000 claims in all");
+    assert_eq!(holders.len(), 10_000, "no execution is claimed twice");
     let nodes: std::collections::BTreeSet<_> = holders.values().collect();
     assert!(nodes.len() > 1, "the claimers ran side by side: {nodes:?}");
 
@@ -391,7 +394,7 @@ async fn claims_from_concurrent_pools_never_overlap() {
         .fetch_all(&mut connection)
         .await
         .expect("read the executions");
-    assert_eq!(rows.len(), 2_000);
+    assert_eq!(rows.len(), 10_000);
     for row in rows {
         let id: String = row.get("id");
         let status: String = row.get("status");
@@ -464,6 +467,88 @@ async fn materializing_from_concurrent_pools_creates_each_occurrence_once() {
 
 // Helpers.
 
+/// Schedulers sharing the database split the due jobs: each job is claimed by one scheduler
+/// until its claim runs out (then another may take it), and a scheduler keeps its own claims.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn schedulers_split_the_due_jobs_between_them() {
+    use cronhook_store::MaintenanceStore as _;
+    with_store(|store, _url| async move {
+        let created = workspace("split");
+        store.create_workspace(&created).await.expect("create");
+        let due = distant_past();
+        let mut ids = std::collections::BTreeSet::new();
+        for n in 0..40 {
+            let job = job(
+                &created,
+                &format!("due-{n}"),
+                Some(due + chrono::Duration::seconds(n)),
+            );
+            store.insert_job(&job).await.expect("insert a job");
+            ids.insert(job.id);
+        }
+        let claim = |node: &str, until: DateTime<Utc>| Lease {
+            node_id: node.to_owned(),
+            until,
+        };
+        let now = due;
+        let horizon = due + chrono::Duration::minutes(5);
+        let until = due + chrono::Duration::seconds(10);
+        let (lease_a, lease_b) = (claim("sched-a", until), claim("sched-b", until));
+        let (a, b) = tokio::join!(
+            store.claim_due_jobs(&lease_a, now, horizon, 1000),
+            store.claim_due_jobs(&lease_b, now, horizon, 1000),
+        );
+        let (a, b) = (a.expect("claim a"), b.expect("claim b"));
+        let a_ids: std::collections::BTreeSet<_> = a.iter().map(|j| j.id.clone()).collect();
+        let b_ids: std::collections::BTreeSet<_> = b.iter().map(|j| j.id.clone()).collect();
+        assert!(a_ids.is_disjoint(&b_ids), "a job claimed twice");
+        assert_eq!(&a_ids | &b_ids, ids, "every due job claimed once");
+        assert!(
+            a.windows(2).all(|w| w[0].next_run_at <= w[1].next_run_at),
+            "firing order"
+        );
+
+        // A scheduler keeps its own claims; the other gets nothing while they live.
+        let again = store
+            .claim_due_jobs(&claim("sched-a", until), now, horizon, 1000)
+            .await
+            .expect("claim again");
+        assert_eq!(again.len(), a.len());
+        let c = store
+            .claim_due_jobs(&claim("sched-c", until), now, horizon, 1000)
+            .await
+            .expect("claim c");
+        assert!(c.is_empty(), "{c:?}");
+        // Once the claims run out, any scheduler takes the jobs.
+        let later = store
+            .claim_due_jobs(
+                &claim("sched-c", until + chrono::Duration::minutes(1)),
+                until + chrono::Duration::seconds(1),
+                horizon,
+                1000,
+            )
+            .await
+            .expect("claim after expiry");
+        assert_eq!(later.len(), 40);
+        // Released claims are free at once.
+        store
+            .release_leases("sched-c", until + chrono::Duration::seconds(1))
+            .await
+            .expect("release");
+        let freed = store
+            .claim_due_jobs(
+                &claim("sched-a", until + chrono::Duration::minutes(1)),
+                until + chrono::Duration::seconds(1),
+                horizon,
+                1000,
+            )
+            .await
+            .expect("claim after release");
+        assert_eq!(freed.len(), 40);
+    })
+    .await;
+}
+
 fn distant_past() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(1999, 1, 1, 0, 0, 0)
         .single()
@@ -530,5 +615,110 @@ fn occurrence(
         expected_next_run_at: expected,
         new_next_run_at: Some(expected + chrono::Duration::seconds(300)),
         concurrency,
+    }
+}
+
+/// Dashboard sessions, first-run setup and execution overviews.
+mod sessions_conformance {
+    use super::support::with_store;
+    use cronhook_store::conformance_sessions;
+
+    #[tokio::test]
+    async fn sessions_expire_touch_and_end() {
+        with_store(|store, _| async move {
+            conformance_sessions::sessions_expire_touch_and_end(&store).await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn first_user_is_created_once() {
+        with_store(|store, _| async move {
+            conformance_sessions::first_user_is_created_once(&store).await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn execution_points_are_newest_first_and_scoped() {
+        with_store(|store, _| async move {
+            conformance_sessions::execution_points_are_newest_first_and_scoped(&store).await;
+        })
+        .await;
+    }
+}
+
+/// Security checks: API key management, data keys, and sealed secret headers (with a sealer).
+mod security {
+    use cronhook_secrets::{Keyring, MasterKey};
+    use cronhook_store::{Sealer, conformance_security};
+
+    use super::support::with_store;
+
+    #[tokio::test]
+    async fn api_keys_are_listed_revoked_and_touched() {
+        with_store(|store, _| async move {
+            conformance_security::api_keys_are_listed_revoked_and_touched(&store).await
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn data_keys_are_compare_and_set() {
+        with_store(|store, _| async move {
+            conformance_security::data_keys_are_compare_and_set(&store).await
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn sealed_headers_read_back_in_the_clear() {
+        with_store(|store, _| async move {
+            let store =
+                store.with_sealer(Sealer::new(Keyring::new(MasterKey::generate(), Vec::new())));
+            conformance_security::sealed_headers_read_back_in_the_clear(&store).await
+        })
+        .await;
+    }
+}
+
+/// Alert channels, the alert rules in `record_attempts`, and the alert outbox.
+mod alerts_conformance {
+    use std::sync::Arc;
+
+    use super::support::with_store;
+    use cronhook_store::{Store, conformance_alerts};
+
+    #[tokio::test]
+    async fn record_attempts_raises_alerts_once_per_streak() {
+        with_store(|store, _| async move {
+            conformance_alerts::record_attempts_raises_alerts_once_per_streak(&store).await;
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn alerts_are_claimed_once_under_concurrency() {
+        with_store(|store, _| async move {
+            let store: Arc<dyn Store> = Arc::new(store);
+            conformance_alerts::alerts_are_claimed_once_under_concurrency(store).await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn alert_leases_are_taken_over_and_outcomes_fenced() {
+        with_store(|store, _| async move {
+            conformance_alerts::alert_leases_are_taken_over_and_outcomes_fenced(&store).await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn channels_round_trip_and_stay_in_their_workspace() {
+        with_store(|store, _| async move {
+            conformance_alerts::channels_round_trip_and_stay_in_their_workspace(&store).await;
+        })
+        .await;
     }
 }

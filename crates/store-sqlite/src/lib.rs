@@ -13,6 +13,13 @@ macro_rules! workspace_columns {
     };
 }
 
+/// The columns `rows::api_key_from_row` reads.
+macro_rules! api_key_columns {
+    () => {
+        "id, workspace_id, name, key_hash, scope, created_at, last_used_at, revoked_at"
+    };
+}
+
 /// The columns `rows::job_from_row` reads.
 macro_rules! job_columns {
     () => {
@@ -36,8 +43,13 @@ macro_rules! attempt_columns {
     };
 }
 
+mod alerts;
+mod api_keys;
 mod convert;
+mod maintenance;
+mod nodes;
 mod rows;
+mod sessions;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -82,6 +94,8 @@ pub struct SqliteStore {
     /// Query-only connections for everything that does not write.
     reader: SqlitePool,
     filename: PathBuf,
+    /// Seals secret header values before specs are written and opens them after reads.
+    sealer: std::sync::Arc<cronhook_store::Sealer>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -136,6 +150,7 @@ impl SqliteStore {
             writer,
             reader,
             filename,
+            sealer: std::sync::Arc::default(),
         })
     }
 
@@ -478,14 +493,18 @@ impl Store for SqliteStore {
     async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()> {
         let mut tx = self.write().await?;
         sqlx::query(
-            "insert into api_keys (id, workspace_id, name, key_hash, created_at)
-             values (?, ?, ?, ?, ?)",
+            "insert into api_keys
+                (id, workspace_id, name, key_hash, scope, created_at, last_used_at, revoked_at)
+             values (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&key.id)
         .bind(&key.workspace_id)
         .bind(&key.name)
         .bind(&key.key_hash)
+        .bind(key.scope.as_str())
         .bind(ms(key.created_at))
+        .bind(opt_ms(key.last_used_at))
+        .bind(opt_ms(key.revoked_at))
         .execute(&mut *tx)
         .await
         .map_err(|err| {
@@ -501,9 +520,11 @@ impl Store for SqliteStore {
     }
 
     async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
-        let row = sqlx::query(
-            "select id, workspace_id, name, key_hash, created_at from api_keys where key_hash = ?",
-        )
+        let row = sqlx::query(concat!(
+            "select ",
+            api_key_columns!(),
+            " from api_keys where key_hash = ?"
+        ))
         .bind(key_hash)
         .fetch_optional(&self.reader)
         .await
@@ -549,7 +570,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_job(&self, job: &Job) -> StoreResult<()> {
-        let spec = to_json(&job.spec)?;
+        let spec = to_json(&self.seal_spec(job).await?)?;
         let mut tx = self.write().await?;
         sqlx::query(
             "insert into jobs
@@ -581,7 +602,12 @@ impl Store for SqliteStore {
         .fetch_optional(&self.reader)
         .await
         .map_err(db_err)?;
-        row.as_ref().map(job_from_row).transpose()
+        let Some(mut job) = row.as_ref().map(job_from_row).transpose()? else {
+            return Ok(None);
+        };
+        self.open_spec(&job.workspace_id, &job.id, &mut job.spec)
+            .await?;
+        Ok(Some(job))
     }
 
     async fn list_jobs(&self, workspace_id: &str, page: &PageRequest) -> StoreResult<Page<Job>> {
@@ -605,15 +631,16 @@ impl Store for SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(db_err)?;
-        let jobs = rows
+        let mut jobs = rows
             .iter()
             .map(job_from_row)
             .collect::<StoreResult<Vec<_>>>()?;
+        self.open_jobs(&mut jobs).await?;
         Ok(into_page(jobs, page, |job| &job.id))
     }
 
     async fn update_job(&self, job: &Job) -> StoreResult<()> {
-        let spec = to_json(&job.spec)?;
+        let spec = to_json(&self.seal_spec(job).await?)?;
         let mut tx = self.write().await?;
         let done = sqlx::query(
             "update jobs set name = ?, spec = ?, paused = ?, next_run_at = ?, updated_at = ?
@@ -679,7 +706,24 @@ impl Store for SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(db_err)?;
-        rows.iter().map(job_from_row).collect()
+        let mut jobs = rows
+            .iter()
+            .map(job_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.open_jobs(&mut jobs).await?;
+        Ok(jobs)
+    }
+
+    /// One SQLite file serves one process, so there is no other scheduler to split the work
+    /// with: the due jobs are returned without a claim (and without a write).
+    async fn claim_due_jobs(
+        &self,
+        _lease: &Lease,
+        _now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Job>> {
+        self.due_jobs(until, limit).await
     }
 
     async fn earliest_next_run(&self) -> StoreResult<Option<DateTime<Utc>>> {
@@ -788,7 +832,7 @@ impl Store for SqliteStore {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let claimed = rows
+        let mut claimed = rows
             .iter()
             .map(claimed_from_row)
             .collect::<StoreResult<Vec<_>>>()?;
@@ -804,6 +848,14 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         commit(tx).await?;
+        for execution in &mut claimed {
+            self.open_spec(
+                &execution.workspace_id,
+                &execution.job_id,
+                &mut execution.spec,
+            )
+            .await?;
+        }
         Ok(claimed)
     }
 
@@ -861,6 +913,9 @@ impl Store for SqliteStore {
                 continue;
             }
             rows::insert_attempt(&mut tx, &record.execution_id, attempt).await?;
+            if let NextStep::Finish { status } = &record.next {
+                alerts::on_finished(&mut tx, &record.execution_id, attempt, *status).await?;
+            }
             accepted.push(true);
         }
         commit(tx).await?;

@@ -35,7 +35,15 @@ pub(crate) fn api_key_from_row(row: &SqliteRow) -> StoreResult<ApiKey> {
         workspace_id: get(row, "workspace_id")?,
         name: get(row, "name")?,
         key_hash: get(row, "key_hash")?,
+        scope: {
+            let scope: String = get(row, "scope")?;
+            cronhook_store::ApiKeyScope::parse(&scope).ok_or_else(|| {
+                cronhook_store::StoreError::Corrupt(format!("unknown API key scope `{scope}`"))
+            })?
+        },
         created_at: from_ms(get(row, "created_at")?)?,
+        last_used_at: opt_from_ms(get(row, "last_used_at")?)?,
+        revoked_at: opt_from_ms(get(row, "revoked_at")?)?,
     })
 }
 

@@ -35,6 +35,9 @@ conformance_tests!(
     materialize_skips_when_the_job_changed,
     forbid_records_skipped,
     replace_cancels_unfinished,
+    retention_prunes_by_age_status_and_keep_last,
+    released_leases_are_taken_over_at_once,
+    nodes_report_themselves,
     insert_execution_refuses_duplicates,
     due_jobs_come_in_firing_order,
     claim_takes_each_execution_once,
@@ -159,4 +162,94 @@ async fn instants_are_kept_to_the_millisecond() {
         read.created_at.timestamp_nanos_opt(),
         Some(1_780_000_000_123_000_000)
     );
+}
+
+/// Dashboard sessions, first-run setup and execution overviews.
+mod sessions_conformance {
+    use super::fresh;
+    use cronhook_store::conformance_sessions;
+
+    #[tokio::test]
+    async fn sessions_expire_touch_and_end() {
+        let (store, _dir) = fresh().await;
+        conformance_sessions::sessions_expire_touch_and_end(&store).await;
+    }
+
+    #[tokio::test]
+    async fn first_user_is_created_once() {
+        let (store, _dir) = fresh().await;
+        conformance_sessions::first_user_is_created_once(&store).await;
+    }
+
+    #[tokio::test]
+    async fn execution_points_are_newest_first_and_scoped() {
+        let (store, _dir) = fresh().await;
+        conformance_sessions::execution_points_are_newest_first_and_scoped(&store).await;
+    }
+}
+
+/// Security checks: API key management, data keys, and sealed secret headers (with a sealer).
+mod security {
+    use cronhook_secrets::{Keyring, MasterKey};
+    use cronhook_store::{Sealer, conformance_security};
+
+    #[tokio::test]
+    async fn api_keys_are_listed_revoked_and_touched() {
+        let (store, _dir) = super::fresh().await;
+        conformance_security::api_keys_are_listed_revoked_and_touched(&store).await;
+    }
+
+    #[tokio::test]
+    async fn data_keys_are_compare_and_set() {
+        let (store, _dir) = super::fresh().await;
+        conformance_security::data_keys_are_compare_and_set(&store).await;
+    }
+
+    #[tokio::test]
+    async fn sealed_headers_read_back_in_the_clear() {
+        let (store, dir) = super::fresh().await;
+        let store = store.with_sealer(Sealer::new(Keyring::new(MasterKey::generate(), Vec::new())));
+        conformance_security::sealed_headers_read_back_in_the_clear(&store).await;
+        store.close().await;
+        // The secret is nowhere in the database files.
+        for entry in std::fs::read_dir(dir.path()).expect("dir") {
+            let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains("sealed-canary"), "plaintext secret on disk");
+            assert!(!text.contains("Bearer changed"), "plaintext secret on disk");
+        }
+    }
+}
+
+/// Alert channels, the alert rules in `record_attempts`, and the alert outbox.
+mod alerts_conformance {
+    use std::sync::Arc;
+
+    use super::fresh;
+    use cronhook_store::{Store, conformance_alerts};
+
+    #[tokio::test]
+    async fn record_attempts_raises_alerts_once_per_streak() {
+        let (store, _dir) = fresh().await;
+        conformance_alerts::record_attempts_raises_alerts_once_per_streak(&store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn alerts_are_claimed_once_under_concurrency() {
+        let (store, _dir) = fresh().await;
+        let store: Arc<dyn Store> = Arc::new(store);
+        conformance_alerts::alerts_are_claimed_once_under_concurrency(store).await;
+    }
+
+    #[tokio::test]
+    async fn alert_leases_are_taken_over_and_outcomes_fenced() {
+        let (store, _dir) = fresh().await;
+        conformance_alerts::alert_leases_are_taken_over_and_outcomes_fenced(&store).await;
+    }
+
+    #[tokio::test]
+    async fn channels_round_trip_and_stay_in_their_workspace() {
+        let (store, _dir) = fresh().await;
+        conformance_alerts::channels_round_trip_and_stay_in_their_workspace(&store).await;
+    }
 }

@@ -29,6 +29,9 @@ pub async fn run_all(store: &dyn Store) {
     materialize_skips_when_the_job_changed(store).await;
     forbid_records_skipped(store).await;
     replace_cancels_unfinished(store).await;
+    retention_prunes_by_age_status_and_keep_last(store).await;
+    released_leases_are_taken_over_at_once(store).await;
+    nodes_report_themselves(store).await;
     insert_execution_refuses_duplicates(store).await;
     due_jobs_come_in_firing_order(store).await;
     claim_takes_each_execution_once(store).await;
@@ -952,6 +955,236 @@ pub async fn replace_cancels_unfinished(store: &dyn Store) {
         .expect("delete");
 }
 
+/// Pruning deletes finished executions by age (failures kept longer) and beyond a job's
+/// `keep_last`, never unfinished ones, in batches.
+pub async fn retention_prunes_by_age_status_and_keep_last(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    // Instants in the distant past keep clear of the other checks' rows: pruning is global.
+    let now = distant_past(1995) + Duration::days(150);
+    let runner = node("pruner");
+    let plain = insert_job(store, &workspace, "plain", None).await;
+    let mut capped_job = new_job(&workspace, "capped", None);
+    capped_job.spec.keep_last = Some(2);
+    store
+        .insert_job(&capped_job)
+        .await
+        .expect("insert a capped job");
+
+    let finished = |job: &Job, at: DateTime<Utc>, status: ExecutionStatus| {
+        let job = job.clone();
+        let runner = runner.clone();
+        async move {
+            let execution =
+                insert_execution(store, &job, at, Some(lease(&runner, at + secs(60)))).await;
+            let code = if status == ExecutionStatus::Succeeded {
+                200
+            } else {
+                500
+            };
+            assert_eq!(
+                record(
+                    store,
+                    &[finish(
+                        &execution.id,
+                        &runner,
+                        answered(1, at, code),
+                        status
+                    )]
+                )
+                .await,
+                [true]
+            );
+            execution.id
+        }
+    };
+    let old_success = finished(&plain, now - Duration::days(20), ExecutionStatus::Succeeded).await;
+    let old_failure = finished(
+        &plain,
+        now - Duration::days(20) + secs(1),
+        ExecutionStatus::Failed,
+    )
+    .await;
+    let recent_success =
+        finished(&plain, now - Duration::days(1), ExecutionStatus::Succeeded).await;
+    let ancient_failure =
+        finished(&plain, now - Duration::days(120), ExecutionStatus::Failed).await;
+    let unfinished = insert_execution(store, &plain, now - Duration::days(60), None)
+        .await
+        .id;
+    let mut capped = Vec::new();
+    for hour in 0..4 {
+        capped.push(
+            finished(
+                &capped_job,
+                now - Duration::hours(10 - hour),
+                ExecutionStatus::Succeeded,
+            )
+            .await,
+        );
+    }
+
+    let policy = crate::RetentionPolicy {
+        succeeded_for: Duration::days(10),
+        failed_for: Duration::days(100),
+    };
+    assert_eq!(
+        store
+            .prune_executions(&policy, now, 1)
+            .await
+            .expect("prune one"),
+        1,
+        "a batch is a limit"
+    );
+    let rest = store
+        .prune_executions(&policy, now, 100)
+        .await
+        .expect("prune the rest");
+    assert_eq!(
+        rest, 3,
+        "old success, ancient failure and two over keep_last, one already gone"
+    );
+    assert_eq!(
+        store
+            .prune_executions(&policy, now, 100)
+            .await
+            .expect("prune again"),
+        0
+    );
+
+    let exists = |id: String| {
+        let workspace_id = workspace.id.clone();
+        async move {
+            store
+                .execution(&workspace_id, &id)
+                .await
+                .expect("read")
+                .is_some()
+        }
+    };
+    assert!(
+        !exists(old_success).await,
+        "a success older than its retention is pruned"
+    );
+    assert!(exists(old_failure).await, "failures are kept longer");
+    assert!(exists(recent_success).await);
+    assert!(!exists(ancient_failure).await, "failures too, in the end");
+    assert!(
+        exists(unfinished).await,
+        "unfinished executions are never pruned"
+    );
+    assert!(!exists(capped[0].clone()).await && !exists(capped[1].clone()).await);
+    assert!(
+        exists(capped[2].clone()).await && exists(capped[3].clone()).await,
+        "keep_last keeps the newest"
+    );
+    delete_jobs(store, &workspace, &[&plain, &capped_job]).await;
+}
+
+/// Released leases are claimable at once: a running execution as interrupted, a retrying one at
+/// its `run_at`.
+pub async fn released_leases_are_taken_over_at_once(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let t = distant_past(1996);
+    let leaving = node("leaving");
+    let staying = node("staying");
+    let job = insert_job(store, &workspace, "handed-back", None).await;
+    let running = insert_execution(store, &job, t, Some(lease(&leaving, t + secs(3600)))).await;
+    let waiting = insert_execution(
+        store,
+        &job,
+        t + secs(1),
+        Some(lease(&leaving, t + secs(3600))),
+    )
+    .await;
+    assert_eq!(
+        record(
+            store,
+            &[retry(
+                &waiting.id,
+                &leaving,
+                answered(1, t, 503),
+                t + secs(30),
+                t + secs(3600)
+            )]
+        )
+        .await,
+        [true]
+    );
+    assert!(
+        claim_own(store, &workspace, &staying, t + secs(60), t + secs(5), 10)
+            .await
+            .is_empty(),
+        "leased work is not claimable"
+    );
+
+    assert_eq!(
+        store
+            .release_leases(&leaving, t + secs(5))
+            .await
+            .expect("release"),
+        2
+    );
+    let claimed = claim_own(store, &workspace, &staying, t + secs(60), t + secs(5), 10).await;
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    assert_eq!(claimed[0].id, running.id);
+    assert!(claimed[0].interrupted, "its attempt was cut");
+    let later = claim_own(store, &workspace, &staying, t + secs(90), t + secs(30), 10).await;
+    assert_eq!(later.len(), 1, "{later:?}");
+    assert_eq!(later[0].id, waiting.id);
+    assert!(!later[0].interrupted);
+    assert_eq!(later[0].attempts_done, 1);
+    delete_jobs(store, &workspace, &[&job]).await;
+}
+
+/// Nodes report themselves; the list shows those heard from since a given instant, the most
+/// recently heard first, and forgets nodes silent for a day.
+pub async fn nodes_report_themselves(store: &dyn Store) {
+    let t = now();
+    let node_info = |name: &str, heard: DateTime<Utc>| crate::NodeInfo {
+        id: node(name),
+        name: name.to_owned(),
+        roles: vec!["scheduler".to_owned(), "executor".to_owned()],
+        version: "9.9.9".to_owned(),
+        started_at: t - secs(60),
+        last_heartbeat_at: heard,
+    };
+    let mut early = node_info("early", t - secs(30));
+    let late = node_info("late", t - secs(10));
+    let stale = node_info("stale", t - Duration::days(2));
+    for info in [&stale, &early, &late] {
+        store.heartbeat(info).await.expect("heartbeat");
+    }
+    let ours = |nodes: Vec<crate::NodeInfo>| -> Vec<String> {
+        nodes
+            .into_iter()
+            .filter(|n| [&early.id, &late.id, &stale.id].contains(&&n.id))
+            .map(|n| n.id)
+            .collect()
+    };
+    let listed = ours(store.nodes(t - secs(60)).await.expect("nodes"));
+    assert_eq!(
+        listed,
+        vec![late.id.clone(), early.id.clone()],
+        "newest heartbeat first"
+    );
+    let first = store.nodes(t - secs(60)).await.expect("nodes");
+    let read_back = first.iter().find(|n| n.id == late.id).expect("listed");
+    assert_eq!(read_back, &late, "a node reads back as reported");
+
+    early.last_heartbeat_at = t;
+    store.heartbeat(&early).await.expect("heartbeat again");
+    let listed = ours(store.nodes(t - secs(60)).await.expect("nodes"));
+    assert_eq!(
+        listed,
+        vec![early.id.clone(), late.id.clone()],
+        "a heartbeat updates the row"
+    );
+    assert!(
+        ours(store.nodes(t - Duration::days(3)).await.expect("nodes")).len() == 2,
+        "a node silent for a day is forgotten"
+    );
+}
+
 /// `insert_execution` creates queued or leased executions and refuses a second execution of one
 /// occurrence.
 pub async fn insert_execution_refuses_duplicates(store: &dyn Store) {
@@ -1756,7 +1989,10 @@ pub async fn api_keys_and_users(store: &dyn Store) {
         workspace_id: workspace.id.clone(),
         name: "ci".to_owned(),
         key_hash: format!("{suffix}{suffix}"),
+        scope: crate::ApiKeyScope::Admin,
         created_at: t,
+        last_used_at: None,
+        revoked_at: None,
     };
     store.insert_api_key(&key).await.expect("insert a key");
     assert_eq!(

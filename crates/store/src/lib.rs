@@ -8,6 +8,30 @@
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "conformance")]
+pub mod conformance_alerts;
+#[cfg(feature = "conformance")]
+pub mod conformance_security;
+
+pub mod api_keys;
+pub mod sealing;
+pub mod workspace_keys;
+pub use api_keys::*;
+pub use sealing::Sealer;
+pub use workspace_keys::*;
+pub mod alerts;
+#[cfg(feature = "conformance")]
+pub mod conformance_sessions;
+pub mod history;
+pub mod sessions;
+pub use alerts::*;
+pub use history::*;
+pub use sessions::*;
+pub mod maintenance;
+pub mod nodes;
+
+pub use maintenance::{MaintenanceStore, PoolUsage, RetentionPolicy};
+pub use nodes::{NodeInfo, NodeStore};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -57,7 +81,13 @@ pub struct ApiKey {
     pub name: String,
     /// Lowercase hex SHA-256 of the whole key.
     pub key_hash: String,
+    /// What the key may do.
+    pub scope: ApiKeyScope,
     pub created_at: DateTime<Utc>,
+    /// When the key last authenticated a request, to the minute (`ApiKeyStore::touch_api_key`).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When the key was revoked; a revoked key authenticates nothing.
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 /// A dashboard user; the password is kept as an argon2id PHC string.
@@ -186,7 +216,18 @@ pub struct ExecutionFilter {
 /// Everything cronhook persists. Implementations must be safe to share between tasks and, for
 /// databases that allow it, between processes.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store:
+    AlertStore
+    + MaintenanceStore
+    + NodeStore
+    + SessionStore
+    + HistoryStore
+    + ApiKeyStore
+    + WorkspaceKeyStore
+    + Send
+    + Sync
+    + 'static
+{
     /// Succeeds when the database answers and its schema is current.
     async fn ping(&self) -> StoreResult<()>;
 
@@ -229,6 +270,19 @@ pub trait Store: Send + Sync + 'static {
     /// Unpaused jobs whose `next_run_at` is at or before `until`, earliest first, across
     /// workspaces. Read by index; never a scan of all jobs.
     async fn due_jobs(&self, until: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Job>>;
+    /// Like [`Store::due_jobs`], but claims what it returns for `lease.node_id` until
+    /// `lease.until`, so schedulers sharing a database split the due jobs between them instead
+    /// of all racing for every occurrence: a job another node claimed, whose claim has not run
+    /// out at `now`, is left out. A store that serves a single scheduler may return the due jobs
+    /// without claiming. Correctness never rests on the claim (a node may die holding it): the
+    /// compare-and-set of [`Store::materialize`] does.
+    async fn claim_due_jobs(
+        &self,
+        lease: &Lease,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Job>>;
     /// The earliest `next_run_at` of any unpaused job, to know how long to sleep.
     async fn earliest_next_run(&self) -> StoreResult<Option<DateTime<Utc>>>;
     /// Materializes occurrences: for each, in one transaction, advances the job's `next_run_at`
@@ -251,6 +305,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<ClaimedExecution>>;
     /// Records attempts with their executions' next state. A record whose node no longer holds
     /// the lease, or whose attempt number is not the next one, is refused: `false` at its index.
+    ///
+    /// A record that finishes an execution as succeeded or failed also applies the alert rules
+    /// (`cronhook_core::alerting::on_finished`) in the same transaction: it updates the job's
+    /// failure streak, records the alerts it raises (one per channel: the job's
+    /// `alerts.channels`, or the workspace's default channels when it names none; ids that name
+    /// no channel of the workspace are passed over), and pauses the job when the streak reaches
+    /// `auto_disable_after_failures` or the attempt was answered `410 Gone`.
     async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<Vec<bool>>;
     /// Extends every running or retrying lease held by `node_id` to at least `until`.
     async fn renew_leases(&self, node_id: &str, until: DateTime<Utc>) -> StoreResult<u64>;

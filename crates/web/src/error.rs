@@ -27,6 +27,8 @@ pub struct ApiError {
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
     /// Set on 401 answers.
     www_authenticate: bool,
+    /// Seconds to wait, sent as `Retry-After` (429 answers).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -38,6 +40,7 @@ impl ApiError {
             field: None,
             source: None,
             www_authenticate: false,
+            retry_after: None,
         }
     }
 
@@ -81,6 +84,18 @@ impl ApiError {
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         let mut error = Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail);
         error.www_authenticate = true;
+        error
+    }
+
+    /// 403: the API key is valid but its scope does not allow this.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    /// 429 with `Retry-After: retry_after_secs`.
+    pub fn too_many_requests(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail);
+        error.retry_after = Some(retry_after_secs.max(1));
         error
     }
 
@@ -148,6 +163,35 @@ impl ApiError {
         self.status
     }
 
+    /// The field this error names, when it names one.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
+    /// What is wrong, in words, without the field name in front.
+    pub fn message(&self) -> &str {
+        match &self.field {
+            Some(field) => self
+                .detail
+                .strip_prefix(field.as_str())
+                .and_then(|rest| rest.strip_prefix(": "))
+                .unwrap_or(&self.detail),
+            None => &self.detail,
+        }
+    }
+
+    /// Logs the hidden cause of an internal or unavailable error, once (the dashboard, which
+    /// answers with its own page rather than `into_response`, calls this).
+    pub fn log_source(&self) {
+        if let Some(source) = &self.source {
+            if self.status == StatusCode::SERVICE_UNAVAILABLE {
+                tracing::warn!(error = %error_chain(source.as_ref()), "store unavailable");
+            } else {
+                tracing::error!(error = %error_chain(source.as_ref()), "request failed");
+            }
+        }
+    }
+
     /// The problem document sent to the client.
     pub fn body(&self) -> Value {
         let mut body = json!({
@@ -202,6 +246,9 @@ impl IntoResponse for ApiError {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if self.www_authenticate {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

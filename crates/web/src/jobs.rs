@@ -109,8 +109,20 @@ fn compile_stored(job: &Job) -> Result<CompiledSchedule, ApiError> {
 async fn create_job(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(mut body): JsonBody,
+    JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
+    let job = create_job_from_body(&state, &caller.workspace_id, body).await?;
+    Ok((StatusCode::CREATED, Json(render::job(&job))))
+}
+
+/// Creates a job in `workspace_id` from a body in the API's JSON form (the REST API's and the
+/// dashboard form's one path): read-only fields ignored, validated as a whole, stored, the
+/// scheduler told.
+pub(crate) async fn create_job_from_body(
+    state: &AppState,
+    workspace_id: &str,
+    mut body: Value,
+) -> Result<Job, ApiError> {
     strip_read_only(&mut body)?;
     restore_masked_headers(&mut body, &BTreeMap::new())?;
     let spec: JobSpec = from_json(body)?;
@@ -118,6 +130,13 @@ async fn create_job(
     let now = now_ms();
     let schedule = validate_job(&spec, &id, now, &state.targets)?;
     require_future(&schedule, now)?;
+    crate::channels::check_channel_ids(
+        state,
+        workspace_id,
+        &spec.alerts.channels,
+        "alerts.channels",
+    )
+    .await?;
     let next_run_at = if spec.paused {
         None
     } else {
@@ -125,15 +144,15 @@ async fn create_job(
     };
     let job = Job {
         id,
-        workspace_id: caller.workspace_id,
+        workspace_id: workspace_id.to_owned(),
         spec,
         next_run_at,
         created_at: now,
         updated_at: now,
     };
     state.store.insert_job(&job).await?;
-    notify(&state);
-    Ok((StatusCode::CREATED, Json(render::job(&job))))
+    notify(state);
+    Ok(job)
 }
 
 /// List jobs
@@ -253,9 +272,30 @@ async fn patch_job(
     strip_read_only(&mut patch)?;
     let mut patched = serde_json::to_value(&job.spec).map_err(ApiError::internal)?;
     crate::merge_patch::merge_patch(&mut patched, &patch);
-    restore_masked_headers(&mut patched, &job.spec.request.headers)?;
-    let spec: JobSpec = from_json(patched)?;
+    let updated = replace_job_spec(&state, job, patched).await?;
+    Ok(Json(render::job(&updated)))
+}
+
+/// Replaces `job`'s spec with `spec` (the API's JSON form of a whole spec), validated as a
+/// whole before anything changes; masked secret header values sent back keep the stored
+/// secrets. Never fires the job: `next_run_at` is recomputed from now only when the schedule or
+/// the paused flag changes. The REST API's PATCH and the dashboard's edit form both end here.
+pub(crate) async fn replace_job_spec(
+    state: &AppState,
+    job: Job,
+    mut spec: Value,
+) -> Result<Job, ApiError> {
+    strip_read_only(&mut spec)?;
+    restore_masked_headers(&mut spec, &job.spec.request.headers)?;
+    let spec: JobSpec = from_json(spec)?;
     let schedule = validate_job(&spec, &job.id, job.created_at, &state.targets)?;
+    crate::channels::check_channel_ids(
+        state,
+        &job.workspace_id,
+        &spec.alerts.channels,
+        "alerts.channels",
+    )
+    .await?;
 
     let now = now_ms();
     let schedule_changed =
@@ -278,8 +318,8 @@ async fn patch_job(
         ..job
     };
     state.store.update_job(&updated).await?;
-    notify(&state);
-    Ok(Json(render::job(&updated)))
+    notify(state);
+    Ok(updated)
 }
 
 /// Delete a job and its history
@@ -300,15 +340,25 @@ async fn delete_job(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    let not_found = || ApiError::not_found(format!("no job `{id}` in this workspace"));
-    if !ids::has_prefix(&id, ids::JOB) {
-        return Err(not_found());
-    }
-    if !state.store.delete_job(&caller.workspace_id, &id).await? {
-        return Err(not_found());
-    }
-    notify(&state);
+    delete_job_by_id(&state, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes the job `id` of the caller's workspace and its history, or 404.
+pub(crate) async fn delete_job_by_id(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(), ApiError> {
+    let not_found = || ApiError::not_found(format!("no job `{id}` in this workspace"));
+    if !ids::has_prefix(id, ids::JOB) {
+        return Err(not_found());
+    }
+    if !state.store.delete_job(&caller.workspace_id, id).await? {
+        return Err(not_found());
+    }
+    notify(state);
+    Ok(())
 }
 
 /// Run a job now
@@ -357,16 +407,21 @@ async fn pause_job(
     IdPath(id): IdPath,
 ) -> Result<Json<Value>, ApiError> {
     let job = load_job(&state, &caller, &id).await?;
+    Ok(Json(render::job(&pause(&state, job).await?)))
+}
+
+/// Pauses `job`; a paused job is returned unchanged.
+pub(crate) async fn pause(state: &AppState, job: Job) -> Result<Job, ApiError> {
     if job.spec.paused {
-        return Ok(Json(render::job(&job)));
+        return Ok(job);
     }
     let mut job = job;
     job.spec.paused = true;
     job.next_run_at = None;
     job.updated_at = now_ms();
     state.store.update_job(&job).await?;
-    notify(&state);
-    Ok(Json(render::job(&job)))
+    notify(state);
+    Ok(job)
 }
 
 /// Resume a job
@@ -390,9 +445,15 @@ async fn resume_job(
     IdPath(id): IdPath,
 ) -> Result<Json<Value>, ApiError> {
     let job = load_job(&state, &caller, &id).await?;
+    Ok(Json(render::job(&resume(&state, job).await?)))
+}
+
+/// Resumes `job` from now (occurrences missed while paused do not fire); a running job is
+/// returned unchanged.
+pub(crate) async fn resume(state: &AppState, job: Job) -> Result<Job, ApiError> {
     // Resuming a running job changes nothing: recomputing could drop a due occurrence.
     if !job.spec.paused {
-        return Ok(Json(render::job(&job)));
+        return Ok(job);
     }
     let schedule = compile_stored(&job)?;
     let now = now_ms();
@@ -401,8 +462,8 @@ async fn resume_job(
     job.next_run_at = schedule.next_after(now);
     job.updated_at = now;
     state.store.update_job(&job).await?;
-    notify(&state);
-    Ok(Json(render::job(&job)))
+    notify(state);
+    Ok(job)
 }
 
 /// Tells the scheduler that jobs changed, so it re-reads what is due.

@@ -14,12 +14,17 @@ use cronhook_executor::ExecutorHandle;
 use cronhook_store::Store;
 
 pub mod auth;
+mod channels;
+pub mod dashboard;
 pub mod error;
 mod executions;
 pub mod extract;
 mod health;
 mod jobs;
+mod keys;
+pub mod limits;
 pub mod merge_patch;
+mod nodes;
 pub mod openapi;
 mod operations;
 mod preview;
@@ -48,6 +53,11 @@ pub struct AppState {
     pub targets: cronhook_core::net::TargetPolicy,
     /// Renders `GET /metrics`; without it (no recorder installed) `/metrics` answers 404.
     pub metrics: Option<MetricsRender>,
+    /// Present when this process delivers alerts: woken when a channel test is recorded, so it
+    /// is sent at once (other nodes' workers find it within a few seconds).
+    pub alerts: Option<cronhook_alerts::AlertsHandle>,
+    /// The per-workspace API rate limit, the sign-in limiter and API key use tracking.
+    pub limits: Arc<limits::Limits>,
 }
 
 /// The whole HTTP application: health probes, metrics, the REST API and its documentation.
@@ -56,6 +66,7 @@ pub fn app(state: AppState) -> Router {
     let (api, _document) = openapi::api_router().split_for_parts();
     Router::new()
         .merge(api)
+        .merge(dashboard::router())
         .merge(operations::docs_router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -34,7 +34,9 @@ pub const SECURITY_SCHEME: &str = "api_key";
         (name = "jobs", description = "Jobs: what to call, when, and how to judge the answer."),
         (name = "executions", description = "Executions of jobs and their attempts."),
         (name = "schedule", description = "Cron expressions, previewed."),
+        (name = "alerts", description = "Alert channels, the alert log, and the workspace's default channels."),
         (name = "workspace", description = "The caller's workspace and its webhook signing secret."),
+        (name = "keys", description = "API keys: scoped (read, write, admin), shown once, revocable."),
         (name = "operations", description = "Probes, metrics and this document; no key needed."),
     )
 )]
@@ -69,6 +71,9 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::executions::router())
         .merge(crate::preview::router())
         .merge(crate::workspace::router())
+        .merge(crate::channels::router())
+        .merge(crate::nodes::router())
+        .merge(crate::keys::router())
 }
 
 /// The OpenAPI document of the API.

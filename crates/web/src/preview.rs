@@ -54,7 +54,7 @@ async fn preview(
 }
 
 /// The preview for the query `params`, with `now` as the default start.
-fn preview_body(params: &Params, now: DateTime<Utc>) -> Result<Value, ApiError> {
+pub(crate) fn preview_body(params: &Params, now: DateTime<Utc>) -> Result<Value, ApiError> {
     let cron = params
         .get("cron")
         .filter(|cron| !cron.trim().is_empty())

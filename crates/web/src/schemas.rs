@@ -33,6 +33,10 @@ pub struct Job {
     pub alerts: AlertPolicy,
     #[schema(required = true)]
     pub auto_disable_after_failures: Option<u32>,
+    /// Keep at most this many finished executions (the newest); null keeps what the retention
+    /// period keeps.
+    #[schema(required = true)]
+    pub keep_last: Option<u32>,
     pub paused: bool,
     /// The schedule in words, such as "At 03:00, every day".
     #[schema(required = true)]
@@ -220,4 +224,28 @@ pub struct JobId {
 pub struct ExecutionId {
     /// The execution's id, `exe_...`.
     pub id: String,
+}
+
+/// One `cronhook serve` process.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// The id it holds leases under: its name and a per-start suffix.
+    pub id: String,
+    /// `--node-id`, or the host name.
+    pub name: String,
+    /// Any of `api`, `scheduler`, `executor`.
+    pub roles: Vec<String>,
+    pub version: String,
+    pub started_at: DateTime<Utc>,
+    pub last_heartbeat_at: DateTime<Utc>,
+    /// Heard from in the last 15 seconds.
+    pub alive: bool,
+}
+
+/// The nodes heard from in the last hour, most recently heard first.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeList {
+    pub data: Vec<Node>,
 }

@@ -68,6 +68,9 @@ async fn workspace_with_key(
             name: "test".to_owned(),
             key_hash,
             created_at: Utc::now(),
+            scope: cronhook_store::ApiKeyScope::Admin,
+            last_used_at: None,
+            revoked_at: None,
         })
         .await?;
     Ok((workspace_id, key))
@@ -88,6 +91,8 @@ impl TestApp {
             jobs_changed: Arc::new(tokio::sync::Notify::new()),
             targets: cronhook_core::net::TargetPolicy::default(),
             metrics: None,
+            limits: Default::default(),
+            alerts: None,
         };
         Ok(Self {
             app: app(state),

@@ -37,6 +37,14 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/schedule/preview", &["get"]),
     ("/api/v1/workspace", &["get"]),
     ("/api/v1/workspace/rotate-signing-secret", &["post"]),
+    ("/api/v1/channels", &["get", "post"]),
+    ("/api/v1/channels/{id}", &["delete", "get", "patch"]),
+    ("/api/v1/channels/{id}/test", &["post"]),
+    ("/api/v1/alerts", &["get"]),
+    ("/api/v1/workspace/alert-channels", &["get", "put"]),
+    ("/api/v1/nodes", &["get"]),
+    ("/api/v1/keys", &["get", "post"]),
+    ("/api/v1/keys/{id}", &["delete"]),
 ];
 
 /// Routes that need no API key.
@@ -89,6 +97,9 @@ impl TestApp {
                 name: "test".into(),
                 key_hash,
                 created_at: Utc::now(),
+                scope: cronhook_store::ApiKeyScope::Admin,
+                last_used_at: None,
+                revoked_at: None,
             })
             .await?;
         let state = AppState {
@@ -99,6 +110,8 @@ impl TestApp {
             metrics: Some(Arc::new(|| {
                 "# TYPE cronhook_executions_total counter\n".to_owned()
             })),
+            limits: Default::default(),
+            alerts: None,
         };
         let mut test = Self {
             app: app(state),
@@ -755,6 +768,8 @@ async fn metrics_answer_prometheus_text_or_404_without_a_recorder() -> TestResul
         jobs_changed: Arc::new(tokio::sync::Notify::new()),
         targets: cronhook_core::net::TargetPolicy::default(),
         metrics: None,
+        limits: Default::default(),
+        alerts: None,
     });
     let response = without
         .oneshot(Request::builder().uri("/metrics").body(Body::empty())?)

@@ -1,0 +1,223 @@
+//! Dashboard sessions, first-run setup and execution overviews for PostgreSQL.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cronhook_store::{
+    ExecutionPoint, HistoryStore, Session, SessionStore, StoreResult, User, Workspace,
+};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use crate::convert::{conflict_or_db_err, db_err, ms, opt_ms};
+use crate::rows::{execution_from_row, user_from_row};
+use crate::{PostgresStore, commit};
+
+fn session_from_row(row: &PgRow) -> StoreResult<Session> {
+    Ok(Session {
+        token_hash: row.try_get("token_hash").map_err(db_err)?,
+        user_id: row.try_get("user_id").map_err(db_err)?,
+        workspace_id: row.try_get("workspace_id").map_err(db_err)?,
+        csrf_token: row.try_get("csrf_token").map_err(db_err)?,
+        created_at: row.try_get("session_created_at").map_err(db_err)?,
+        idle_expires_at: row.try_get("idle_expires_at").map_err(db_err)?,
+        expires_at: row.try_get("expires_at").map_err(db_err)?,
+    })
+}
+
+#[async_trait]
+impl SessionStore for PostgresStore {
+    async fn insert_session(&self, session: &Session) -> StoreResult<()> {
+        sqlx::query(
+            "insert into sessions
+                (token_hash, user_id, workspace_id, csrf_token, created_at, idle_expires_at,
+                 expires_at)
+             values ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&session.token_hash)
+        .bind(&session.user_id)
+        .bind(&session.workspace_id)
+        .bind(&session.csrf_token)
+        .bind(ms(session.created_at))
+        .bind(ms(session.idle_expires_at))
+        .bind(ms(session.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|err| conflict_or_db_err(err, |_| "session".to_owned()))?;
+        Ok(())
+    }
+
+    async fn session_by_token_hash(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(Session, User)>> {
+        let row = sqlx::query(
+            "select s.token_hash, s.user_id, s.workspace_id, s.csrf_token,
+                    s.created_at as session_created_at, s.idle_expires_at, s.expires_at,
+                    u.id, u.email, u.password_hash, u.created_at
+             from sessions s join users u on u.id = s.user_id
+             where s.token_hash = $1 and s.idle_expires_at > $2 and s.expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(ms(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some((session_from_row(&row)?, user_from_row(&row)?)))
+    }
+
+    async fn touch_session(
+        &self,
+        token_hash: &str,
+        idle_expires_at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let changed = sqlx::query(
+            "update sessions set idle_expires_at = least($1, expires_at) where token_hash = $2",
+        )
+        .bind(ms(idle_expires_at))
+        .bind(token_hash)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(changed > 0)
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<bool> {
+        let deleted = sqlx::query("delete from sessions where token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        // The idle expiry never passes the absolute one, so it alone decides.
+        let deleted = sqlx::query("delete from sessions where idle_expires_at <= $1")
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        Ok(deleted)
+    }
+
+    async fn has_users(&self) -> StoreResult<bool> {
+        let row = sqlx::query("select exists (select 1 from users) as any_user")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.try_get::<bool, _>("any_user").map_err(db_err)
+    }
+
+    async fn create_first_user(
+        &self,
+        workspace: &Workspace,
+        user: &User,
+    ) -> StoreResult<Option<User>> {
+        let mut tx = self.begin().await?;
+        // Two setups racing (from two processes) queue here; the second then sees the first's
+        // user. `share row exclusive` conflicts with itself and with inserts, not with reads.
+        sqlx::query("lock table users in share row exclusive mode")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let any_user: bool = sqlx::query("select exists (select 1 from users) as any_user")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .try_get("any_user")
+            .map_err(db_err)?;
+        if any_user {
+            return Ok(None);
+        }
+        sqlx::query(
+            "insert into workspaces
+                (id, slug, signing_secret, previous_signing_secret, signing_secret_rotated_at,
+                 created_at)
+             values ($1, $2, $3, $4, $5, $6)
+             on conflict (slug) do nothing",
+        )
+        .bind(&workspace.id)
+        .bind(&workspace.slug)
+        .bind(&workspace.signing_secret)
+        .bind(&workspace.previous_signing_secret)
+        .bind(opt_ms(workspace.signing_secret_rotated_at))
+        .bind(ms(workspace.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|err| conflict_or_db_err(err, |_| format!("workspace `{}`", workspace.slug)))?;
+        let workspace_id: String = sqlx::query("select id from workspaces where slug = $1")
+            .bind(&workspace.slug)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .try_get("id")
+            .map_err(db_err)?;
+        let user = User {
+            workspace_id,
+            email: user.email.to_lowercase(),
+            ..user.clone()
+        };
+        sqlx::query(
+            "insert into users (id, workspace_id, email, password_hash, created_at)
+             values ($1, $2, $3, $4, $5)",
+        )
+        .bind(&user.id)
+        .bind(&user.workspace_id)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(ms(user.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|err| conflict_or_db_err(err, |_| format!("user `{}`", user.email)))?;
+        commit(tx).await?;
+        Ok(Some(user))
+    }
+}
+
+#[async_trait]
+impl HistoryStore for PostgresStore {
+    async fn execution_points(
+        &self,
+        workspace_id: &str,
+        job_id: &str,
+        since: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> StoreResult<Vec<ExecutionPoint>> {
+        let rows = sqlx::query(concat!(
+            "select ",
+            execution_columns!(),
+            " from executions
+             where job_id = $1 and workspace_id = $2
+               and ($3::timestamptz is null or scheduled_for >= $3)
+             order by id desc
+             limit $4"
+        ))
+        .bind(job_id)
+        .bind(workspace_id)
+        .bind(since.map(ms))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                let execution = execution_from_row(row)?;
+                Ok(ExecutionPoint {
+                    id: execution.id,
+                    job_id: execution.job_id,
+                    scheduled_for: execution.scheduled_for,
+                    trigger: execution.trigger,
+                    status: execution.status,
+                    started_at: execution.started_at,
+                    finished_at: execution.finished_at,
+                    duration_ms: execution.duration_ms,
+                })
+            })
+            .collect()
+    }
+}

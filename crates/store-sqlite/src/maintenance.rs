@@ -1,0 +1,99 @@
+//! Retention and lease release for SQLite.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cronhook_store::{MaintenanceStore, PoolUsage, RetentionPolicy, StoreResult};
+
+use crate::convert::{db_err, ms};
+use crate::{SqliteStore, commit};
+
+#[async_trait]
+impl MaintenanceStore for SqliteStore {
+    async fn prune_executions(
+        &self,
+        policy: &RetentionPolicy,
+        now: DateTime<Utc>,
+        batch: u32,
+    ) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        // By age first: it reads the `executions_finished` index in order.
+        let by_age = sqlx::query(
+            "delete from executions where id in (
+                 select id from executions
+                 where status in ('succeeded', 'failed', 'skipped', 'cancelled')
+                   and finished_at < (case status when 'failed' then ?2 else ?1 end)
+                 order by finished_at
+                 limit ?3)",
+        )
+        .bind(ms(now - policy.succeeded_for))
+        .bind(ms(now - policy.failed_for))
+        .bind(i64::from(batch))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        let room = i64::from(batch).saturating_sub(i64::try_from(by_age).unwrap_or(i64::MAX));
+        let by_count = if room > 0 {
+            sqlx::query(
+                "delete from executions where id in (
+                     select id from (
+                         select e.id,
+                                row_number() over (partition by e.job_id order by e.id desc) as newest,
+                                json_extract(j.spec, '$.keep_last') as keep_last
+                         from executions e join jobs j on j.id = e.job_id
+                         where e.status in ('succeeded', 'failed', 'skipped', 'cancelled')
+                           and json_extract(j.spec, '$.keep_last') is not null)
+                     where newest > keep_last
+                     limit ?1)",
+            )
+            .bind(room)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected()
+        } else {
+            0
+        };
+        commit(tx).await?;
+        Ok(by_age + by_count)
+    }
+
+    async fn release_leases(&self, node_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        // A running execution's lease ends just before now (claims take leases that ended
+        // before their instant), so the next claim treats its attempt as cut.
+        let running = sqlx::query(
+            "update executions set lease_until = ?1
+             where locked_by = ?2 and status = 'running'",
+        )
+        .bind(ms(now) - 1)
+        .bind(node_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        let waiting = sqlx::query(
+            "update executions set locked_by = null, lease_until = null
+             where locked_by = ?1 and status in ('queued', 'retrying')",
+        )
+        .bind(node_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        commit(tx).await?;
+        Ok(running + waiting)
+    }
+
+    fn pool_usage(&self) -> Vec<PoolUsage> {
+        [("writer", &self.writer), ("reader", &self.reader)]
+            .into_iter()
+            .map(|(pool, connections)| PoolUsage {
+                pool,
+                open: connections.size(),
+                idle: u32::try_from(connections.num_idle()).unwrap_or(u32::MAX),
+                max: connections.options().get_max_connections(),
+            })
+            .collect()
+    }
+}
