@@ -555,3 +555,243 @@ async fn a_user_signs_in_and_drives_jobs_in_a_browser() {
         eprintln!("screenshot: {}", path.display());
     }
 }
+
+/// Signs in as `EMAIL` and waits for the jobs list.
+async fn sign_in(visit: &Visit<'_>) {
+    visit.goto("/login").await;
+    visit.fill("Email", EMAIL).await;
+    visit.fill("Password", PASSWORD).await;
+    visit.press("Sign in").await;
+    visit.wait_text("New job", Duration::from_secs(5)).await;
+    assert_eq!(visit.current_path().await, "/");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_adds_tests_and_deletes_an_alert_channel_in_a_browser() {
+    let cronhook = Cronhook::start(ServeOptions::default()).await;
+    let target = Target::start().await;
+    let (ok, _, stderr) = cronhook.cli(
+        &["users", "create", "--email", EMAIL, "--workspace", "acme"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(ok, "users create: {stderr}");
+    let api = cronhook.api("acme");
+    // A Discord channel made through the API: its webhook URL is a secret, shown masked.
+    let discord = api
+        .call(
+            "POST",
+            "/api/v1/channels",
+            Some(json!({"name": "chat", "type": "discord",
+                        "webhook_url": "http://127.0.0.1:9/api/webhooks/secret-token-wxyz"})),
+        )
+        .await;
+    assert_eq!(discord.status, 201, "{:?}", discord.body);
+
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().expect("browser profile");
+    let client = driver.browser(&profile).await;
+    let mut visit = Visit {
+        client: &client,
+        cronhook: &cronhook,
+        shots: screenshots_dir(),
+        saved: Vec::new(),
+    };
+    sign_in(&visit).await;
+
+    // The channels page, from the navigation: the Discord URL is masked.
+    visit.follow("Alert channels").await;
+    visit.wait_path("/channels").await;
+    let text = visit
+        .wait_text("Add a channel", Duration::from_secs(5))
+        .await;
+    assert!(text.contains("chat"), "{text}");
+    assert!(text.contains("••••wxyz"), "Discord URL masked: {text}");
+    assert!(!text.contains("secret-token"), "{text}");
+
+    // A bad URL is shown beside its field, with what was typed kept.
+    visit
+        .field("Type")
+        .await
+        .select_by_value("webhook")
+        .await
+        .expect("choose webhook");
+    visit.fill("Name", "ops-hook").await;
+    visit.fill("URL", "not a url").await;
+    visit.press("Add channel").await;
+    let error = client
+        .wait()
+        .at_most(Duration::from_secs(5))
+        .for_element(Locator::Id("url-error"))
+        .await
+        .expect("the URL error beside the field");
+    let message = error.text().await.expect("error text");
+    assert!(message.contains("URL"), "{message}");
+    assert_eq!(visit.value("URL").await, "not a url");
+    assert_eq!(visit.value("Name").await, "ops-hook");
+    assert_eq!(visit.value("Type").await, "webhook");
+    visit.check("12-channels-error").await;
+
+    // Then it is created, and listed with its URL.
+    let hook = target.url("/hook");
+    visit.fill("URL", &hook).await;
+    visit.press("Add channel").await;
+    let text = visit
+        .wait_text("The channel was added", Duration::from_secs(5))
+        .await;
+    assert!(text.contains("ops-hook"), "{text}");
+    assert!(text.contains(&hook), "{text}");
+    let channels = api.call("GET", "/api/v1/channels", None).await;
+    let created = channels.body["data"]
+        .as_array()
+        .expect("channels")
+        .iter()
+        .find(|c| c["name"] == "ops-hook")
+        .expect("the channel, through the API")
+        .clone();
+    let channel_id = created["id"].as_str().expect("id").to_owned();
+    assert_eq!(created["url"], hook.as_str());
+
+    // The default channels: check it, save.
+    client
+        .find(Locator::Id(&format!("default-{channel_id}")))
+        .await
+        .expect("the default checkbox")
+        .click()
+        .await
+        .expect("check it");
+    visit.press("Save").await;
+    visit
+        .wait_text("default channels were saved", Duration::from_secs(5))
+        .await;
+    let defaults = api
+        .call("GET", "/api/v1/workspace/alert-channels", None)
+        .await;
+    assert_eq!(defaults.body["channels"], json!([channel_id]));
+    visit.check("12-channels").await;
+
+    // Test: a test alert is recorded, delivered to the target, and shown so in the log.
+    let row = client
+        .find(Locator::Css(&format!(
+            "tr[data-channel-id='{channel_id}'] button"
+        )))
+        .await
+        .expect("the channel's Test button");
+    assert_eq!(row.text().await.expect("text").trim(), "Test");
+    row.click().await.expect("press Test");
+    visit.wait_path("/alerts").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let delivered = client
+            .execute(
+                "return Array.from(document.querySelectorAll('tr.alert-row')).some(r => r.dataset.status === 'delivered' && r.innerText.includes('ops-hook') && r.innerText.includes('test'))",
+                vec![],
+            )
+            .await
+            .expect("look at the log");
+        if delivered == Value::Bool(true) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the test alert was not shown delivered; the page says:\n{}",
+            visit.text().await
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Live refresh does this; reload too, in case a poll is in flight.
+        if Instant::now() + Duration::from_secs(5) < deadline {
+            continue;
+        }
+        client.refresh().await.expect("reload");
+    }
+    assert_eq!(target.received("/hook").len(), 1);
+    assert_eq!(visit.current_path().await, "/alerts");
+    visit.check("13-alert-log").await;
+
+    // Delete, through the confirmation page.
+    visit.follow("Alert channels").await;
+    visit.wait_text("ops-hook", Duration::from_secs(5)).await;
+    client
+        .find(Locator::Css(&format!(
+            "tr[data-channel-id='{channel_id}'] button.danger"
+        )))
+        .await
+        .expect("the channel's Delete button")
+        .click()
+        .await
+        .expect("press Delete");
+    visit
+        .wait_path(&format!("/channels/{channel_id}/delete"))
+        .await;
+    visit
+        .wait_text("Delete ops-hook?", Duration::from_secs(5))
+        .await;
+    visit.press("Delete").await;
+    let text = visit
+        .wait_text("The channel was deleted", Duration::from_secs(5))
+        .await;
+    assert!(!text.contains("ops-hook"), "{text}");
+    let gone = api
+        .call("GET", &format!("/api/v1/channels/{channel_id}"), None)
+        .await;
+    assert_eq!(gone.status, 404);
+    visit.check("12-channels-deleted").await;
+
+    let saved = visit.saved.clone();
+    client.close().await.expect("close the browser");
+    for path in saved {
+        assert!(path.exists(), "{}", path.display());
+        eprintln!("screenshot: {}", path.display());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_run_setup_works_in_a_browser() {
+    let cronhook = Cronhook::start(ServeOptions::default()).await;
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().expect("browser profile");
+    let client = driver.browser(&profile).await;
+    let mut visit = Visit {
+        client: &client,
+        cronhook: &cronhook,
+        shots: screenshots_dir(),
+        saved: Vec::new(),
+    };
+
+    // With no user at all, the dashboard leads to setup.
+    visit.goto("/").await;
+    visit.wait_path("/setup").await;
+    visit
+        .wait_text("Set up cronhook", Duration::from_secs(5))
+        .await;
+    visit.fill("Email", EMAIL).await;
+    visit.fill("Password", PASSWORD).await;
+    visit.fill("Password again", PASSWORD).await;
+    visit.fill("Workspace", "acme").await;
+    visit.check("14-setup").await;
+    visit.press("Create account").await;
+
+    // Signed in, on the (empty) jobs list.
+    let text = visit.wait_text("New job", Duration::from_secs(5)).await;
+    assert_eq!(visit.current_path().await, "/");
+    assert!(text.contains(EMAIL), "signed in as {EMAIL}: {text}");
+    assert!(visit.has_button("Sign out").await);
+    visit.check("14-setup-done").await;
+
+    // Setup is offered once: afterwards it leads away (to sign-in, which sends a signed-in
+    // user on to the jobs).
+    visit.goto("/setup").await;
+    visit
+        .wait_js(
+            "leaving setup",
+            "location.pathname === '/'",
+            Duration::from_secs(5),
+        )
+        .await;
+
+    let saved = visit.saved.clone();
+    client.close().await.expect("close the browser");
+    for path in saved {
+        assert!(path.exists(), "{}", path.display());
+        eprintln!("screenshot: {}", path.display());
+    }
+}

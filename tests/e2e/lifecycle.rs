@@ -139,3 +139,65 @@ async fn keep_last_prunes_a_job_history_to_its_newest_executions() {
             .contains("keep_last")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_sends_the_same_request_again_as_a_new_execution() {
+    let cronhook = Cronhook::start(ServeOptions::default()).await;
+    let target = Target::start().await;
+    target.respond("/r", &[500, 200], Duration::ZERO);
+    let api = cronhook.api("acme");
+    let job = api
+        .create_job(json!({"name": "replayable", "schedule": {"cron": "0 0 1 1 *"},
+                           "request": {"method": "PUT", "url": target.url("/r"), "body": "{\"n\":1}",
+                                       "headers": {"X-Kind": "nightly"}},
+                           "retry": {"max_attempts": 1}}))
+        .await;
+    let run = api
+        .call(
+            "POST",
+            &format!("/api/v1/jobs/{}/run", job["id"].as_str().expect("id")),
+            None,
+        )
+        .await;
+    let first = api
+        .wait_final(
+            run.body["id"].as_str().expect("id"),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(first["status"], "failed");
+
+    let replay = api
+        .call(
+            "POST",
+            &format!(
+                "/api/v1/executions/{}/replay",
+                first["id"].as_str().expect("id")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(replay.status, 202, "{replay:?}");
+    assert_eq!(replay.body["trigger"], "replay");
+    assert_ne!(replay.body["id"], first["id"]);
+    let second = api
+        .wait_final(
+            replay.body["id"].as_str().expect("id"),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(second["status"], "succeeded", "{second:?}");
+
+    let received = target.received("/r");
+    assert_eq!(received.len(), 2);
+    for request in &received {
+        assert_eq!(request.method, "PUT");
+        assert_eq!(request.body, b"{\"n\":1}");
+        assert_eq!(request.header("x-kind"), Some("nightly"));
+    }
+    assert_ne!(
+        received[0].header("webhook-id"),
+        received[1].header("webhook-id"),
+        "a replay is a new execution with its own webhook-id"
+    );
+}

@@ -199,6 +199,20 @@ async fn metrics_count_executions_attempts_and_lag() {
     }
     assert!(metrics.contains("# TYPE cronhook_fire_lag_seconds histogram"));
     assert!(metrics.contains("# TYPE cronhook_attempt_duration_seconds histogram"));
+
+    // Database pool gauges: SQLite has a writer pool of one connection and a reader pool.
+    assert_eq!(
+        value("cronhook_db_pool_max_connections", &["pool=\"writer\""]),
+        1.0
+    );
+    assert!(value("cronhook_db_pool_max_connections", &["pool=\"reader\""]) >= 1.0);
+    assert!(
+        value(
+            "cronhook_db_pool_connections",
+            &["pool=\"writer\"", "state=\"idle\""]
+        ) >= 0.0
+    );
+    assert!(metrics.contains("# HELP cronhook_db_pool_connections "));
 }
 
 #[tokio::test(flavor = "multi_thread")]

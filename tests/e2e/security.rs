@@ -889,3 +889,50 @@ async fn the_master_key_rotates_online_and_postgres_needs_a_configured_key() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("CRONHOOK_SECRET_KEY"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_canary_secret_never_reaches_an_alert() {
+    let canary = format!("canary-alert-{:x}", std::process::id());
+    let cronhook = Cronhook::start(ServeOptions::default()).await;
+    let target = Target::start().await;
+    target.respond("/failing", &[500], Duration::ZERO);
+    let api = cronhook.api("acme");
+    let channel = api
+        .call(
+            "POST",
+            "/api/v1/channels",
+            Some(json!({"type": "webhook", "url": target.url("/hook")})),
+        )
+        .await;
+    assert_eq!(channel.status, 201, "{channel:?}");
+    let mut spec = job("canary-alert", &target.url("/failing"));
+    spec["request"]["headers"] = json!({"Authorization": format!("Bearer {canary}")});
+    spec["alerts"] = json!({"after_consecutive_failures": 1, "channels": [id(&channel.body)]});
+    let created = api.call("POST", "/api/v1/jobs", Some(spec)).await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let execution = run(&api, &id(&created.body)).await;
+    assert_eq!(execution["status"], "failed");
+
+    let hooks = target.wait_for("/hook", 1, Duration::from_secs(15)).await;
+    assert_eq!(hooks.len(), 1, "the failing alert was delivered");
+    let alert_text = String::from_utf8_lossy(&hooks[0].body).into_owned();
+    assert!(
+        alert_text.contains("canary-alert"),
+        "the alert names the job: {alert_text}"
+    );
+    assert!(
+        !alert_text.contains(&canary),
+        "the alert holds the secret: {alert_text}"
+    );
+    let listed = api.call("GET", "/api/v1/alerts", None).await;
+    assert!(!listed.body.to_string().contains(&canary));
+    assert!(
+        !cronhook.log().contains(&canary),
+        "the log holds the secret"
+    );
+    // The target itself did get the real value.
+    assert_eq!(
+        target.received("/failing")[0].header("authorization"),
+        Some(format!("Bearer {canary}").as_str())
+    );
+}

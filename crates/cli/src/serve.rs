@@ -29,6 +29,16 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
     };
     let lease = Duration::from_secs(options.lease_seconds);
     let shutdown = CancellationToken::new();
+    // Due-ness and leases are judged by the database's clock; the heartbeat keeps it in sync.
+    let clock = Arc::new(cronhook_store::DatabaseClock::new());
+    match clock.sync(store.as_ref()).await {
+        Ok(offset) if offset.num_milliseconds().abs() > 1_000 => tracing::warn!(
+            offset_ms = offset.num_milliseconds(),
+            "this machine's clock differs from the database's; following the database"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot read the database's clock yet"),
+    }
     let jobs_changed = Arc::new(Notify::new());
     let mut tasks = tokio::task::JoinSet::new();
     let metrics = install_metrics(&mut tasks, Arc::clone(&store), shutdown.clone());
@@ -45,6 +55,7 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
                 shutdown_grace: Duration::from_secs(options.shutdown_grace),
                 max_in_flight_per_workspace: usize::try_from(options.max_in_flight_per_workspace)
                     .unwrap_or(usize::MAX),
+                clock: Arc::clone(&clock),
             },
         )
         .context("starting the executor")?;
@@ -94,6 +105,7 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
                 local_executor,
                 misfire_threshold: Duration::from_millis(options.misfire_threshold_ms),
                 node_id: node_id.clone(),
+                clock: Arc::clone(&clock),
                 ..cronhook_scheduler::SchedulerConfig::default()
             },
             Arc::clone(&jobs_changed),
@@ -154,6 +166,7 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
 
     tasks.spawn(report_heartbeats(
         Arc::clone(&store),
+        Arc::clone(&clock),
         cronhook_store::NodeInfo {
             id: node_id.clone(),
             name: node_name,
@@ -265,13 +278,18 @@ fn install_metrics(
 /// How often a node reports itself in the node registry.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 
-/// Reports this node in the registry (`GET /api/v1/nodes`) until shutdown.
+/// Reports this node in the registry (`GET /api/v1/nodes`) and keeps its view of the
+/// database's clock current, until shutdown.
 async fn report_heartbeats(
     store: Arc<dyn cronhook_store::Store>,
+    clock: Arc<cronhook_store::DatabaseClock>,
     mut node: cronhook_store::NodeInfo,
     shutdown: CancellationToken,
 ) {
     loop {
+        if let Err(error) = clock.sync(store.as_ref()).await {
+            tracing::warn!(%error, "cannot read the database's clock");
+        }
         node.last_heartbeat_at = chrono::Utc::now();
         if let Err(error) = store.heartbeat(&node).await {
             tracing::warn!(%error, "cannot report this node's heartbeat");

@@ -74,6 +74,8 @@ pub struct ExecutorConfig {
     /// Requests in flight at once per workspace on this node, so one tenant's slow targets
     /// cannot take every slot (`--max-in-flight-per-workspace`).
     pub max_in_flight_per_workspace: usize,
+    /// The clock leases and retry instants are judged by: the database's, shared by every node.
+    pub clock: Arc<cronhook_store::DatabaseClock>,
 }
 
 impl ExecutorConfig {
@@ -87,6 +89,7 @@ impl ExecutorConfig {
             poll_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(30),
             max_in_flight_per_workspace: 256,
+            clock: Arc::new(cronhook_store::DatabaseClock::new()),
         }
     }
 }
@@ -358,7 +361,7 @@ impl Executor {
         // for the leases to run out.
         match shared
             .store
-            .release_leases(&shared.config.node_id, Utc::now())
+            .release_leases(&shared.config.node_id, shared.config.clock.now())
             .await
         {
             Ok(0) => {}
@@ -426,7 +429,7 @@ async fn poll_once(
     if free == 0 {
         return Ok(false);
     }
-    let now = Utc::now();
+    let now = shared.config.clock.now();
     let lease = Lease {
         node_id: shared.config.node_id.clone(),
         until: now + chrono_duration(shared.config.lease),
@@ -460,7 +463,7 @@ async fn renew_loop(shared: Arc<Shared>, stop: CancellationToken) {
         if shared.counters.held.load(Ordering::SeqCst) == 0 {
             continue;
         }
-        let until = Utc::now() + chrono_duration(shared.config.lease);
+        let until = shared.config.clock.now() + chrono_duration(shared.config.lease);
         match shared
             .store
             .renew_leases(&shared.config.node_id, until)
@@ -533,7 +536,7 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
     let mut number = execution.attempts_done + 1;
 
     if execution.interrupted {
-        let now = Utc::now();
+        let now = shared.config.clock.now();
         let attempt = Attempt {
             number,
             started_at: now,
@@ -626,7 +629,7 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
                 attempt.started_at,
             );
         }
-        let now = Utc::now();
+        let now = shared.config.clock.now();
         let gone = attempt.status_code == Some(410);
         let error_kind = attempt.error.as_ref().map(|e| e.kind);
         let next = if attempt.error.is_none() && !gone {
@@ -672,7 +675,11 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
             );
             if let Err(store_error) = shared
                 .store
-                .pause_job(&execution.workspace_id, &execution.job_id, Utc::now())
+                .pause_job(
+                    &execution.workspace_id,
+                    &execution.job_id,
+                    shared.config.clock.now(),
+                )
                 .await
             {
                 warn!(job_id = %execution.job_id, error = %store_error, "cannot pause the job after 410 Gone");
@@ -681,7 +688,9 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
         let Some(run_at) = retry_at else {
             return;
         };
-        let wait = (run_at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        let wait = (run_at - shared.config.clock.now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
         let _sleeping = CountGuard::enter(&shared.counters.sleeping);
         tokio::select! {
             () = stop.cancelled() => return,
@@ -849,7 +858,7 @@ async fn make_attempt(
     body_regex: Option<&Result<Regex, String>>,
 ) -> AttemptOutcome {
     let request = &execution.spec.request;
-    let started_at = Utc::now();
+    let started_at = shared.config.clock.now();
     let body = request.body.clone().map(Bytes::from);
 
     let Ok(method) = reqwest::Method::from_bytes(request.method.as_bytes()) else {

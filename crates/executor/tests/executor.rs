@@ -141,6 +141,9 @@ impl cronhook_store::NodeStore for MemStore {
     async fn nodes(&self, _: DateTime<Utc>) -> StoreResult<Vec<cronhook_store::NodeInfo>> {
         Ok(Vec::new())
     }
+    async fn database_now(&self) -> StoreResult<DateTime<Utc>> {
+        Ok(Utc::now())
+    }
 }
 
 /// Alerts play no part in the executor: this fake has no channels and records no alerts.

@@ -59,6 +59,8 @@ pub struct SchedulerConfig {
     /// How long a claim on due jobs lasts beyond the look-ahead window; a scheduler that dies
     /// holding claims delays those jobs by at most this much.
     pub claim_margin: Duration,
+    /// The clock due-ness is judged by: the database's, shared by every node.
+    pub clock: Arc<cronhook_store::DatabaseClock>,
 }
 
 impl Default for SchedulerConfig {
@@ -71,6 +73,7 @@ impl Default for SchedulerConfig {
             local_executor: None,
             node_id: "scheduler".to_owned(),
             claim_margin: Duration::from_secs(2),
+            clock: Arc::new(cronhook_store::DatabaseClock::new()),
         }
     }
 }
@@ -135,7 +138,7 @@ impl Scheduler {
 
     /// One turn of the loop: read the window, wait for its earliest instant (or a change), fire.
     async fn step(&mut self, shutdown: &CancellationToken) -> Result<(), StoreError> {
-        let now = Utc::now();
+        let now = self.config.clock.now();
         let lookahead = to_delta(self.config.lookahead);
         let horizon = now + lookahead;
         let claim = cronhook_store::Lease {
@@ -158,18 +161,18 @@ impl Scheduler {
                     .map_or(recheck, |at| at.min(recheck))
             }
         };
-        if wake_at > Utc::now() {
+        if wake_at > self.config.clock.now() {
             let changed = self.jobs_changed.notified();
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
                 () = changed => return Ok(()),
-                () = sleep_until(wake_at) => {}
+                () = sleep_until(self.config.clock.to_local(wake_at)) => {}
             }
             if window.is_empty() {
                 return Ok(());
             }
         }
-        let report = self.fire(&window, Utc::now()).await?;
+        let report = self.fire(&window, self.config.clock.now()).await?;
         record_metrics(&report);
         if report != FireReport::default() {
             tracing::debug!(?report, "fired due jobs");
@@ -317,7 +320,7 @@ fn to_delta(duration: Duration) -> TimeDelta {
     TimeDelta::from_std(duration).unwrap_or(TimeDelta::MAX)
 }
 
-/// Sleeps until the wall-clock instant `at`.
+/// Sleeps until this process's clock shows `at`.
 async fn sleep_until(at: DateTime<Utc>) {
     let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
     tokio::time::sleep(wait).await;

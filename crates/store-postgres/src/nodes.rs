@@ -68,4 +68,12 @@ impl NodeStore for PostgresStore {
             })
             .collect()
     }
+
+    async fn database_now(&self) -> StoreResult<DateTime<Utc>> {
+        // `clock_timestamp()`, not `now()`: the latter is the start of the transaction.
+        sqlx::query_scalar("select clock_timestamp()")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)
+    }
 }

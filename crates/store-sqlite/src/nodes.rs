@@ -64,4 +64,9 @@ impl NodeStore for SqliteStore {
             })
             .collect()
     }
+
+    /// The file is on this machine: its processes share one clock.
+    async fn database_now(&self) -> StoreResult<DateTime<Utc>> {
+        Ok(Utc::now())
+    }
 }

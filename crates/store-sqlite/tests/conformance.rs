@@ -38,6 +38,7 @@ conformance_tests!(
     retention_prunes_by_age_status_and_keep_last,
     released_leases_are_taken_over_at_once,
     nodes_report_themselves,
+    the_database_clock_is_read_and_followed,
     insert_execution_refuses_duplicates,
     due_jobs_come_in_firing_order,
     claim_takes_each_execution_once,

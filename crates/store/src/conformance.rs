@@ -32,6 +32,7 @@ pub async fn run_all(store: &dyn Store) {
     retention_prunes_by_age_status_and_keep_last(store).await;
     released_leases_are_taken_over_at_once(store).await;
     nodes_report_themselves(store).await;
+    the_database_clock_is_read_and_followed(store).await;
     insert_execution_refuses_duplicates(store).await;
     due_jobs_come_in_firing_order(store).await;
     claim_takes_each_execution_once(store).await;
@@ -1183,6 +1184,30 @@ pub async fn nodes_report_themselves(store: &dyn Store) {
         ours(store.nodes(t - Duration::days(3)).await.expect("nodes")).len() == 2,
         "a node silent for a day is forgotten"
     );
+}
+
+/// The database's clock is readable, and a `DatabaseClock` synced against it follows it.
+pub async fn the_database_clock_is_read_and_followed(store: &dyn Store) {
+    let before = Utc::now();
+    let database = store
+        .database_now()
+        .await
+        .expect("read the database's clock");
+    let after = Utc::now();
+    // The test runs beside its database: the two clocks agree to well within a second.
+    assert!(
+        database > before - secs(1) && database < after + secs(1),
+        "{before} <= {database} <= {after}"
+    );
+    let clock = crate::DatabaseClock::new();
+    let offset = clock.sync(store).await.expect("sync");
+    assert!(offset.num_milliseconds().abs() < 1_000, "{offset}");
+    assert_eq!(
+        clock.offset(),
+        Duration::milliseconds(offset.num_milliseconds())
+    );
+    let now = clock.now();
+    assert_eq!(clock.to_local(now), now - clock.offset());
 }
 
 /// `insert_execution` creates queued or leased executions and refuses a second execution of one

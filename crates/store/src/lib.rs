@@ -27,9 +27,11 @@ pub mod sessions;
 pub use alerts::*;
 pub use history::*;
 pub use sessions::*;
+pub mod clock;
 pub mod maintenance;
 pub mod nodes;
 
+pub use clock::DatabaseClock;
 pub use maintenance::{MaintenanceStore, PoolUsage, RetentionPolicy};
 pub use nodes::{NodeInfo, NodeStore};
 

@@ -29,4 +29,8 @@ pub trait NodeStore: Send + Sync {
 
     /// Nodes heard from since `since`, the most recently heard first.
     async fn nodes(&self, since: DateTime<Utc>) -> StoreResult<Vec<NodeInfo>>;
+
+    /// The database's clock now: the one clock every node judges due-ness and leases by (see
+    /// [`crate::DatabaseClock`]).
+    async fn database_now(&self) -> StoreResult<DateTime<Utc>>;
 }

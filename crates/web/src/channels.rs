@@ -138,12 +138,21 @@ pub struct ChannelId {
     pub id: String,
 }
 
+/// A channel's URL as it may be shown (Slack and Discord webhook URLs masked), with its field
+/// name; `None` for email channels.
+pub(crate) fn shown_url(target: &ChannelTarget) -> Option<(&'static str, String)> {
+    let (field, url) = target.url()?;
+    if target.url_is_secret() {
+        Some((field, secrets::mask(url)))
+    } else {
+        Some((field, url.to_owned()))
+    }
+}
+
 fn render_channel(channel: &Channel) -> Value {
     let mut target = serde_json::to_value(&channel.target).unwrap_or(Value::Null);
-    if channel.target.url_is_secret()
-        && let Some((field, url)) = channel.target.url()
-    {
-        target[field] = Value::String(secrets::mask(url));
+    if let Some((field, url)) = shown_url(&channel.target) {
+        target[field] = Value::String(url);
     }
     let mut body = json!({
         "id": channel.id,
@@ -157,7 +166,7 @@ fn render_channel(channel: &Channel) -> Value {
     body
 }
 
-fn status_word(status: AlertStatus) -> &'static str {
+pub(crate) fn status_word(status: AlertStatus) -> &'static str {
     match status {
         AlertStatus::Pending => "pending",
         AlertStatus::Delivered => "delivered",
@@ -234,7 +243,11 @@ fn derived_name(id: &str, target: &ChannelTarget) -> String {
     format!("{}-{tail}", target.type_name())
 }
 
-async fn load_channel(state: &AppState, caller: &Caller, id: &str) -> Result<Channel, ApiError> {
+pub(crate) async fn load_channel(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Channel, ApiError> {
     let not_found = || ApiError::not_found(format!("no channel `{id}` in this workspace"));
     if !ids::has_prefix(id, ids::CHANNEL) {
         return Err(not_found());
@@ -290,20 +303,31 @@ async fn create_channel(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
+    let channel = create_channel_from(&state, &caller, body).await?;
+    Ok((StatusCode::CREATED, Json(render_channel(&channel))))
+}
+
+/// Checks a new channel's body (as the API takes it) and stores it: shared by the API and the
+/// dashboard's form.
+pub(crate) async fn create_channel_from(
+    state: &AppState,
+    caller: &Caller,
+    body: Value,
+) -> Result<Channel, ApiError> {
     let id = ids::new_id(ids::CHANNEL);
     refuse_masked(&body)?;
-    let (name, target) = parse_channel(&state, body, |target| derived_name(&id, target))?;
+    let (name, target) = parse_channel(state, body, |target| derived_name(&id, target))?;
     let now = now_ms();
     let channel = Channel {
         id,
-        workspace_id: caller.workspace_id,
+        workspace_id: caller.workspace_id.clone(),
         name,
         target,
         created_at: now,
         updated_at: now,
     };
     state.store.insert_channel(&channel).await?;
-    Ok((StatusCode::CREATED, Json(render_channel(&channel))))
+    Ok(channel)
 }
 
 /// A masked URL on create stands for nothing stored.
@@ -463,18 +487,24 @@ async fn delete_channel(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    let not_found = || ApiError::not_found(format!("no channel `{id}` in this workspace"));
-    if !ids::has_prefix(&id, ids::CHANNEL) {
-        return Err(not_found());
-    }
-    if !state
-        .store
-        .delete_channel(&caller.workspace_id, &id)
-        .await?
-    {
-        return Err(not_found());
-    }
+    delete_channel_by_id(&state, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a channel of the caller's workspace (404 when there is none).
+pub(crate) async fn delete_channel_by_id(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(), ApiError> {
+    let not_found = || ApiError::not_found(format!("no channel `{id}` in this workspace"));
+    if !ids::has_prefix(id, ids::CHANNEL) {
+        return Err(not_found());
+    }
+    if !state.store.delete_channel(&caller.workspace_id, id).await? {
+        return Err(not_found());
+    }
+    Ok(())
 }
 
 /// Send a test alert
@@ -498,11 +528,22 @@ async fn test_channel(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<impl IntoResponse, ApiError> {
-    let channel = load_channel(&state, &caller, &id).await?;
+    let alert = send_test_alert(&state, &caller, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(render_alert(&alert))))
+}
+
+/// Records a `test` alert for a channel of the caller's workspace and wakes the delivery
+/// worker.
+pub(crate) async fn send_test_alert(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Alert, ApiError> {
+    let channel = load_channel(state, caller, id).await?;
     let now = now_ms();
     let alert = Alert {
         id: ids::new_id(ids::ALERT),
-        workspace_id: caller.workspace_id,
+        workspace_id: caller.workspace_id.clone(),
         job_id: None,
         execution_id: None,
         channel_id: channel.id,
@@ -522,7 +563,7 @@ async fn test_channel(
     if let Some(alerts) = &state.alerts {
         alerts.wake();
     }
-    Ok((StatusCode::ACCEPTED, Json(render_alert(&alert))))
+    Ok(alert)
 }
 
 /// List alerts
@@ -596,7 +637,17 @@ async fn put_default_channels(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let DefaultChannels { channels } = from_json(body)?;
-    check_channel_ids(&state, &caller.workspace_id, &channels, "channels").await?;
+    let unique = set_default_channels(&state, &caller, channels).await?;
+    Ok(Json(json!({ "channels": unique })))
+}
+
+/// Replaces the workspace's default channels (duplicates dropped, order kept); answers them.
+pub(crate) async fn set_default_channels(
+    state: &AppState,
+    caller: &Caller,
+    channels: Vec<String>,
+) -> Result<Vec<String>, ApiError> {
+    check_channel_ids(state, &caller.workspace_id, &channels, "channels").await?;
     let mut unique: Vec<String> = Vec::new();
     for id in channels {
         if !unique.contains(&id) {
@@ -614,5 +665,5 @@ async fn put_default_channels(
             }
             other => other.into(),
         })?;
-    Ok(Json(json!({ "channels": unique })))
+    Ok(unique)
 }

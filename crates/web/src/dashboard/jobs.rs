@@ -971,7 +971,7 @@ fn errors_of(error: ApiError) -> Result<FormErrors, PageError> {
     Ok(errors)
 }
 
-fn upper_first(text: &str) -> String {
+pub(crate) fn upper_first(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),

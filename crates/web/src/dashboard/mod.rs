@@ -9,6 +9,7 @@
 //! functions (`crate::jobs`), so the form and the API validate alike.
 
 mod account;
+mod alerts;
 mod assets;
 mod executions;
 mod jobs;
@@ -47,6 +48,15 @@ pub fn router() -> Router<AppState> {
         .route("/executions/{id}", get(executions::page))
         .route("/executions/{id}/live", get(executions::live_fragment))
         .route("/executions/{id}/replay", post(executions::replay))
+        .route("/channels", get(alerts::page).post(alerts::create))
+        .route("/channels/defaults", post(alerts::save_defaults))
+        .route("/channels/{id}/test", post(alerts::test))
+        .route(
+            "/channels/{id}/delete",
+            get(alerts::delete_form).post(alerts::delete),
+        )
+        .route("/alerts", get(alerts::log_page))
+        .route("/alerts/live", get(alerts::log_fragment))
         .route("/keys", get(keys::page).post(keys::create))
         .route("/keys/{id}/revoke", post(keys::revoke))
         .route("/static/{*path}", get(assets::serve))
@@ -87,7 +97,7 @@ pub(crate) struct Layout {
     pub email: Option<String>,
     /// The session's CSRF token, for the sign-out form and every other form.
     pub csrf: String,
-    /// Which menu entry is current: `jobs`, `keys`, or empty.
+    /// Which menu entry is current: `jobs`, `channels`, `alerts`, `keys`, or empty.
     pub section: &'static str,
 }
 
