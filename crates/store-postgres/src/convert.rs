@@ -3,8 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use cronhook_store::StoreError;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use sqlx::error::DatabaseError;
 
 /// An instant as stored: truncated to the millisecond, as the SQLite store keeps it, so that a
@@ -17,48 +15,9 @@ pub(crate) fn opt_ms(at: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
     at.map(ms)
 }
 
-/// A count or size read back from an integer column.
-pub(crate) fn unsigned<T: TryFrom<i64>>(value: i64, column: &str) -> Result<T, StoreError> {
-    T::try_from(value)
-        .map_err(|_| StoreError::Corrupt(format!("`{column}` holds {value}, out of range")))
-}
-
-/// A count or size to store in a `bigint` column.
-pub(crate) fn signed(value: u64, what: &str) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(|_| {
-        StoreError::Database(format!("{what} of {value} does not fit a 64-bit integer").into())
-    })
-}
-
-/// The snake_case text serde gives a unit enum variant (`ExecutionStatus::Running` → `running`).
-pub(crate) fn enum_text<T: Serialize>(value: &T) -> Result<String, StoreError> {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(text)) => Ok(text),
-        Ok(other) => Err(StoreError::Database(
-            format!("expected a unit enum variant, got {other}").into(),
-        )),
-        Err(err) => Err(StoreError::Database(Box::new(err))),
-    }
-}
-
-/// A unit enum variant read back from its snake_case text.
-pub(crate) fn enum_from_text<T: DeserializeOwned>(
-    text: &str,
-    column: &str,
-) -> Result<T, StoreError> {
-    serde_json::from_value(serde_json::Value::String(text.to_owned()))
-        .map_err(|_| StoreError::Corrupt(format!("`{column}` holds unknown value `{text}`")))
-}
-
-/// A value stored as JSON text.
-pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|err| StoreError::Database(Box::new(err)))
-}
-
-/// A value read back from JSON text.
-pub(crate) fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|err| StoreError::Corrupt(format!("{what}: {err}")))
-}
+pub(crate) use cronhook_store::codec::{
+    enum_from_text, enum_text, from_json, signed, to_json, unsigned,
+};
 
 /// Maps any sqlx error: connection trouble becomes `Unavailable` (worth a later try),
 /// undecodable columns `Corrupt`, the rest `Database`.

@@ -49,7 +49,7 @@ pub async fn run_all(store: &dyn Store) {
 // Helpers.
 
 /// Now, truncated to the millisecond (what every store keeps at least).
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     let now = Utc::now();
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
@@ -66,7 +66,7 @@ fn secs(n: i64) -> Duration {
     Duration::seconds(n)
 }
 
-async fn new_workspace(store: &dyn Store) -> Workspace {
+pub(crate) async fn new_workspace(store: &dyn Store) -> Workspace {
     let id = ids::new_id(ids::WORKSPACE);
     let workspace = Workspace {
         slug: format!("ws-{}", &id[4..]),

@@ -9,32 +9,11 @@ use chrono::{DateTime, Duration, Utc};
 use cronhook_core::alerting::{AlertFacts, AlertKind, ChannelTarget, DisableReason};
 use cronhook_core::{Attempt, ExecutionStatus, Job, JobSpec, Timing, Trigger, ids};
 
+use crate::conformance::{new_workspace, now};
 use crate::{
     Alert, AlertStatus, AttemptRecord, Channel, DeliveryOutcome, Lease, NewExecution, NextStep,
     PageRequest, Store, StoreError, Workspace,
 };
-
-fn now() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
-}
-
-async fn new_workspace(store: &dyn Store) -> Workspace {
-    let id = ids::new_id(ids::WORKSPACE);
-    let workspace = Workspace {
-        slug: format!("alerts-{}", &id[4..]),
-        signing_secret: format!("whsec_{}", &id[4..]),
-        previous_signing_secret: None,
-        signing_secret_rotated_at: None,
-        created_at: now(),
-        id,
-    };
-    store
-        .create_workspace(&workspace)
-        .await
-        .expect("create workspace");
-    workspace
-}
 
 async fn new_channel(store: &dyn Store, workspace: &Workspace, name: &str) -> Channel {
     let channel = Channel {

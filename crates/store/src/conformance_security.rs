@@ -1,34 +1,13 @@
 //! Conformance checks for API key management and sealed secrets (`ApiKeyStore`,
 //! `WorkspaceKeyStore`, and the backends' use of `Sealer`).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration};
 use cronhook_core::{Job, JobSpec, ids};
 
 use cronhook_core::Trigger;
 
+use crate::conformance::{new_workspace, now};
 use crate::{ApiKey, ApiKeyScope, Lease, NewExecution, PageRequest, Store, Workspace};
-
-fn now() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
-}
-
-async fn new_workspace(store: &dyn Store) -> Workspace {
-    let id = ids::new_id(ids::WORKSPACE);
-    let workspace = Workspace {
-        slug: format!("sec-{}", &id[4..]),
-        signing_secret: format!("whsec_{}", &id[4..]),
-        previous_signing_secret: None,
-        signing_secret_rotated_at: None,
-        created_at: now(),
-        id,
-    };
-    store
-        .create_workspace(&workspace)
-        .await
-        .expect("create a workspace");
-    workspace
-}
 
 fn key(workspace: &Workspace, scope: ApiKeyScope) -> ApiKey {
     let id = ids::new_id(ids::API_KEY);

@@ -28,6 +28,7 @@ pub use alerts::*;
 pub use history::*;
 pub use sessions::*;
 pub mod clock;
+pub mod codec;
 pub mod maintenance;
 pub mod nodes;
 
