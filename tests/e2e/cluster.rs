@@ -36,6 +36,8 @@ struct Tally {
     not_succeeded: usize,
     undelivered: usize,
     redelivered: usize,
+    /// Deliveries that arrived before their scheduled instant (beyond 2 ms of clock precision).
+    early: usize,
 }
 
 /// Compares the occurrences expected of every-second jobs in `[from, to]` with the executions
@@ -53,6 +55,12 @@ async fn check(
     for delivery in &deliveries {
         if let Some(id) = delivery.header("webhook-id") {
             *by_execution.entry(id.to_owned()).or_default() += 1;
+        }
+        if let Some(scheduled) = delivery.header("cronhook-scheduled-for") {
+            let scheduled = instant(&json!(scheduled));
+            if delivery.at < scheduled - TimeDelta::milliseconds(2) {
+                tally.early += 1;
+            }
         }
     }
     for (job_id, _path) in jobs {
@@ -157,6 +165,10 @@ async fn three_nodes_survive_kills_and_a_database_restart_without_losing_or_doub
     assert_eq!(tally.duplicated, 0, "occurrences fired twice: {tally:?}");
     assert_eq!(tally.not_succeeded, 0, "{tally:?}");
     assert_eq!(tally.undelivered, 0, "{tally:?}");
+    assert_eq!(
+        tally.early, 0,
+        "fired before the scheduled instant: {tally:?}"
+    );
     assert!(
         tally.redelivered * 100 <= tally.expected,
         "deliveries repeated beyond the cut attempts: {tally:?}"

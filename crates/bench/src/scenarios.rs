@@ -1,0 +1,573 @@
+//! The scenarios: `ceiling`, `fire`, `startup` and `api`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use cronhook_core::net::TargetPolicy;
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+
+use crate::Report;
+use crate::process::{
+    self, Api, Database, FreshDatabase, Sampler, Server, clock_ticks, cronhook_binary, read_proc,
+};
+use crate::sink::Sink;
+
+const MIB: f64 = 1024.0;
+
+#[derive(Debug, clap::Args)]
+pub struct CeilingArgs {
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FireArgs {
+    /// Jobs firing every second at the sink.
+    #[arg(long, default_value_t = 100)]
+    jobs: u32,
+    /// Jobs registered that do not fire during the run (`0 0 1 1 *`).
+    #[arg(long, default_value_t = 0)]
+    idle_jobs: u64,
+    /// Seconds measured, after a warm-up second.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    #[arg(long, value_enum, default_value_t = Database::Sqlite)]
+    database: Database,
+    /// Seconds of the `ceiling` measurement the ratio is taken against.
+    #[arg(long, default_value_t = 2.0)]
+    ceiling_seconds: f64,
+    /// Jobs whose executions are cross-checked in the database.
+    #[arg(long, default_value_t = 5)]
+    db_sample_jobs: usize,
+    /// API requests at once while seeding jobs.
+    #[arg(long, default_value_t = 32)]
+    seed_concurrency: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StartupArgs {
+    /// Jobs registered before the measured start.
+    #[arg(long, default_value_t = 1000)]
+    idle_jobs: u64,
+    #[arg(long, value_enum, default_value_t = Database::Sqlite)]
+    database: Database,
+    /// API requests at once while seeding jobs.
+    #[arg(long, default_value_t = 32)]
+    seed_concurrency: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ApiArgs {
+    /// Requests of each kind.
+    #[arg(long, default_value_t = 2000)]
+    requests: u64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Executions of the job whose executions are listed.
+    #[arg(long, default_value_t = 20)]
+    executions: u64,
+    #[arg(long, value_enum, default_value_t = Database::Sqlite)]
+    database: Database,
+}
+
+/// The executor's client settings, for the sink on loopback.
+fn executor_client() -> anyhow::Result<reqwest::Client> {
+    let targets = TargetPolicy {
+        allow_private: true,
+        ..TargetPolicy::default()
+    };
+    cronhook_executor::guarded_client(&targets).context("building the executor's client")
+}
+
+fn api_http() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .context("building the API client")
+}
+
+/// Requests/s of a bare client against `sink` for `seconds`, `concurrency` at once:
+/// (requests/s, requests, errors).
+async fn measure_ceiling(
+    sink: &Sink,
+    seconds: f64,
+    concurrency: usize,
+) -> anyhow::Result<(f64, u64, u64)> {
+    let client = executor_client()?;
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds.max(0.1));
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..concurrency.max(1) {
+        let client = client.clone();
+        let url = sink.url(u32::try_from(worker).unwrap_or(u32::MAX));
+        let (done, failed) = (done.clone(), failed.clone());
+        tasks.spawn(async move {
+            while Instant::now() < deadline {
+                let ok = match client.get(&url).send().await {
+                    Ok(response) => response.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if ok { &done } else { &failed }.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let elapsed = started.elapsed().as_secs_f64();
+    let requests = done.load(Ordering::Relaxed);
+    sink.take();
+    Ok((
+        requests as f64 / elapsed,
+        requests,
+        failed.load(Ordering::Relaxed),
+    ))
+}
+
+pub async fn ceiling(args: &CeilingArgs) -> anyhow::Result<Vec<Report>> {
+    let sink = Sink::start().await?;
+    let (rps, requests, errors) = measure_ceiling(&sink, args.duration, args.concurrency).await?;
+    let mut report = Report::new("ceiling");
+    report.add("duration_s", args.duration);
+    report.add("concurrency", args.concurrency);
+    report.add("requests", requests);
+    report.add("errors", errors);
+    report.add("requests_per_s", round(rps));
+    Ok(vec![report])
+}
+
+/// A started cronhook with its database and an API key.
+struct Instance {
+    database: FreshDatabase,
+    server: Server,
+    api: Api,
+    binary: std::path::PathBuf,
+}
+
+impl Instance {
+    async fn start(kind: Database, cronhook: Option<&Path>) -> anyhow::Result<Instance> {
+        let binary = cronhook_binary(cronhook)?;
+        let database = FreshDatabase::create(kind).await?;
+        let http = api_http()?;
+        let server = match Server::start(&binary, &database, &http).await {
+            Ok(server) => server,
+            Err(error) => {
+                database.drop_database().await;
+                return Err(error);
+            }
+        };
+        let key = match process::create_api_key(&binary, &database) {
+            Ok(key) => key,
+            Err(error) => {
+                database.drop_database().await;
+                return Err(error);
+            }
+        };
+        let api = Api {
+            base_url: server.base_url.clone(),
+            key,
+            http,
+        };
+        Ok(Instance {
+            database,
+            server,
+            api,
+            binary,
+        })
+    }
+
+    async fn finish(mut self) {
+        self.server.stop(Duration::from_secs(30)).await;
+        self.database.drop_database().await;
+    }
+}
+
+fn round(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+fn mib(kib: u64) -> f64 {
+    round(kib as f64 / MIB)
+}
+
+/// The `q` quantile (0..=1) of sorted values.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+async fn sleep_until_wall(instant: DateTime<Utc>) {
+    if let Ok(wait) = (instant - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+pub async fn fire(args: &FireArgs, cronhook: Option<&Path>) -> anyhow::Result<Vec<Report>> {
+    let sink = Sink::start().await?;
+    let (ceiling_rps, _, _) = measure_ceiling(&sink, args.ceiling_seconds, 64).await?;
+    let instance = Instance::start(args.database, cronhook).await?;
+    let result = run_fire(args, &instance, &sink, ceiling_rps).await;
+    if result.is_err() {
+        eprintln!("cronhook log tail:\n{}", tail(&instance.server.log(), 40));
+    }
+    instance.finish().await;
+    result
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+async fn run_fire(
+    args: &FireArgs,
+    instance: &Instance,
+    sink: &Sink,
+    ceiling_rps: f64,
+) -> anyhow::Result<Vec<Report>> {
+    let api = &instance.api;
+    let seed_started = Instant::now();
+    api.seed_idle_jobs(args.idle_jobs, args.seed_concurrency)
+        .await
+        .context("seeding idle jobs")?;
+    let seed_seconds = seed_started.elapsed().as_secs_f64();
+
+    let ids: Vec<anyhow::Result<String>> = futures::stream::iter(0..args.jobs)
+        .map(|index| {
+            let job = json!({
+                "name": format!("fire-{index}"),
+                "schedule": {"cron": "* * * * * *"},
+                "request": {"url": sink.url(index)},
+            });
+            async move { api.create_job(&job).await }
+        })
+        .buffered(args.seed_concurrency.max(1))
+        .collect()
+        .await;
+    let ids = ids.into_iter().collect::<anyhow::Result<Vec<String>>>()?;
+
+    // At least one whole warm-up second, then whole seconds measured.
+    let now = Utc::now();
+    let window_start = DateTime::<Utc>::from_timestamp(now.timestamp() + 2, 0).context("time")?;
+    let duration = args.duration.max(1);
+    let window_end = window_start + chrono::Duration::seconds(i64::try_from(duration)?);
+    sleep_until_wall(window_start).await;
+    let pid = instance.server.pid().context("cronhook is not running")?;
+    let sampler = Sampler::start(pid);
+    let cpu_started = Instant::now();
+    sleep_until_wall(window_end).await;
+    let samples = sampler.finish().await;
+    let cpu_wall = cpu_started.elapsed().as_secs_f64();
+    // Late deliveries of the window's last seconds still count.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let records = sink.take();
+
+    let (start_s, end_s) = (window_start.timestamp(), window_end.timestamp());
+    let mut per_occurrence: HashMap<(u32, i64), u32> = HashMap::new();
+    let mut webhook_ids: std::collections::HashSet<(u32, i64, &str)> =
+        std::collections::HashSet::new();
+    let mut lags_ms = Vec::new();
+    for record in &records {
+        if record.job >= args.jobs {
+            continue;
+        }
+        let Some(scheduled) = record
+            .scheduled_for
+            .as_deref()
+            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+            .map(|time| time.with_timezone(&Utc))
+        else {
+            continue;
+        };
+        let second = scheduled.timestamp();
+        if second < start_s || second >= end_s {
+            continue;
+        }
+        *per_occurrence.entry((record.job, second)).or_default() += 1;
+        webhook_ids.insert((
+            record.job,
+            second,
+            record.webhook_id.as_deref().unwrap_or_default(),
+        ));
+        if let Some(micros) = (record.at - scheduled).num_microseconds() {
+            lags_ms.push(micros as f64 / 1000.0);
+        }
+    }
+    lags_ms.sort_by(f64::total_cmp);
+    let expected = u64::from(args.jobs) * duration;
+    let delivered: u64 = per_occurrence.values().map(|&count| u64::from(count)).sum();
+    let lost = expected.saturating_sub(per_occurrence.len() as u64);
+    let duplicated: u64 = per_occurrence
+        .values()
+        .map(|&count| u64::from(count.saturating_sub(1)))
+        .sum();
+    // Occurrences delivered under more than one `webhook-id`: executed twice, not retried.
+    let duplicate_executions = (webhook_ids.len() - per_occurrence.len()) as u64;
+    let executions_per_s = delivered as f64 / duration as f64;
+
+    // The database's side, for a sample of jobs.
+    let mut db_lost = 0u64;
+    let mut db_duplicated = 0u64;
+    let sampled = ids.iter().take(args.db_sample_jobs);
+    let sampled_count = sampled.len();
+    for id in sampled {
+        let seconds = execution_seconds(api, id, start_s, end_s).await?;
+        db_lost += duration.saturating_sub(seconds.len() as u64);
+        db_duplicated += seconds
+            .values()
+            .map(|&count| u64::from(count.saturating_sub(1)))
+            .sum::<u64>();
+    }
+
+    let ticks = clock_ticks().max(1) as f64;
+    let cpu_percent = match (samples.first, samples.last) {
+        (Some(first), Some(last)) if cpu_wall > 0.0 => {
+            last.cpu_ticks.saturating_sub(first.cpu_ticks) as f64 / ticks / cpu_wall * 100.0
+        }
+        _ => 0.0,
+    };
+    let mut report = Report::new("fire");
+    report.add(
+        "database",
+        match args.database {
+            Database::Sqlite => "sqlite",
+            Database::Postgres => "postgres",
+        },
+    );
+    report.add("jobs", args.jobs);
+    report.add("idle_jobs", args.idle_jobs);
+    report.add("idle_seed_s", round(seed_seconds));
+    report.add("duration_s", duration);
+    report.add("expected", expected);
+    report.add("delivered", delivered);
+    report.add("executions_per_s", round(executions_per_s));
+    report.add("lag_p50_ms", round(quantile(&lags_ms, 0.5)));
+    report.add("lag_p99_ms", round(quantile(&lags_ms, 0.99)));
+    report.add("lag_max_ms", round(lags_ms.last().copied().unwrap_or(0.0)));
+    report.add("lost", lost);
+    report.add("duplicated", duplicated);
+    report.add("duplicate_executions", duplicate_executions);
+    report.add("db_sampled_jobs", sampled_count);
+    report.add("db_lost", db_lost);
+    report.add("db_duplicated", db_duplicated);
+    report.add("peak_rss_mib", mib(samples.peak_rss_kib));
+    report.add(
+        "hwm_rss_mib",
+        mib(samples.last.map_or(0, |sample| sample.hwm_kib)),
+    );
+    report.add("cpu_percent", round(cpu_percent));
+    report.add("ceiling_rps", round(ceiling_rps));
+    report.add(
+        "ratio_to_ceiling",
+        if ceiling_rps > 0.0 {
+            (executions_per_s / ceiling_rps * 1e6).round() / 1e6
+        } else {
+            0.0
+        },
+    );
+    Ok(vec![report])
+}
+
+/// A job's executions scheduled in [start_s, end_s), counted per second (from the API).
+async fn execution_seconds(
+    api: &Api,
+    job_id: &str,
+    start_s: i64,
+    end_s: i64,
+) -> anyhow::Result<HashMap<i64, u32>> {
+    let mut counts = HashMap::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(cursor) => {
+                format!("/api/v1/jobs/{job_id}/executions?limit=500&cursor={cursor}")
+            }
+            None => format!("/api/v1/jobs/{job_id}/executions?limit=500"),
+        };
+        let page = api.get(&path).await?;
+        let mut oldest = i64::MAX;
+        for execution in page
+            .get("data")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(second) = execution
+                .get("scheduled_for")
+                .and_then(Value::as_str)
+                .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+                .map(|time| time.timestamp())
+            else {
+                continue;
+            };
+            oldest = oldest.min(second);
+            if (start_s..end_s).contains(&second) {
+                *counts.entry(second).or_default() += 1;
+            }
+        }
+        cursor = page
+            .get("next_cursor")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if cursor.is_none() || oldest < start_s {
+            return Ok(counts);
+        }
+    }
+}
+
+pub async fn startup(args: &StartupArgs, cronhook: Option<&Path>) -> anyhow::Result<Vec<Report>> {
+    let mut instance = Instance::start(args.database, cronhook).await?;
+    let first_start = instance.server.ready_after;
+    let seed_started = Instant::now();
+    if let Err(error) = instance
+        .api
+        .seed_idle_jobs(args.idle_jobs, args.seed_concurrency)
+        .await
+    {
+        instance.finish().await;
+        return Err(error.context("seeding idle jobs"));
+    }
+    let seed_seconds = seed_started.elapsed().as_secs_f64();
+    instance.server.stop(Duration::from_secs(30)).await;
+    let restarted = Server::start(&instance.binary, &instance.database, &instance.api.http).await;
+    let mut server = match restarted {
+        Ok(server) => server,
+        Err(error) => {
+            instance.finish().await;
+            return Err(error);
+        }
+    };
+    let ready = server.ready_after;
+    let at_ready = server.pid().and_then(read_proc);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let settled = server.pid().and_then(read_proc);
+    server.stop(Duration::from_secs(30)).await;
+    instance.finish().await;
+
+    let mut report = Report::new("startup");
+    report.add("idle_jobs", args.idle_jobs);
+    report.add("idle_seed_s", round(seed_seconds));
+    report.add("first_start_ms", round(first_start.as_secs_f64() * 1000.0));
+    report.add("ready_ms", round(ready.as_secs_f64() * 1000.0));
+    report.add("rss_ready_mib", mib(at_ready.map_or(0, |s| s.rss_kib)));
+    report.add("rss_1s_mib", mib(settled.map_or(0, |s| s.rss_kib)));
+    report.add("hwm_rss_mib", mib(settled.map_or(0, |s| s.hwm_kib)));
+    Ok(vec![report])
+}
+
+/// Runs `count` requests made by `make`, `concurrency` at once: (requests/s, p50 ms, p99 ms).
+async fn throughput<F, Fut>(
+    count: u64,
+    concurrency: usize,
+    make: F,
+) -> anyhow::Result<(f64, f64, f64)>
+where
+    F: Fn(u64) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let started = Instant::now();
+    let results: Vec<anyhow::Result<f64>> = futures::stream::iter(0..count)
+        .map(|index| {
+            let request = make(index);
+            async move {
+                let sent = Instant::now();
+                request.await?;
+                Ok(sent.elapsed().as_secs_f64() * 1000.0)
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut latencies = results.into_iter().collect::<anyhow::Result<Vec<f64>>>()?;
+    latencies.sort_by(f64::total_cmp);
+    Ok((
+        count as f64 / elapsed,
+        quantile(&latencies, 0.5),
+        quantile(&latencies, 0.99),
+    ))
+}
+
+pub async fn api(args: &ApiArgs, cronhook: Option<&Path>) -> anyhow::Result<Vec<Report>> {
+    let sink = Sink::start().await?;
+    let instance = Instance::start(args.database, cronhook).await?;
+    let result = run_api(args, &instance, &sink).await;
+    instance.finish().await;
+    result
+}
+
+async fn run_api(args: &ApiArgs, instance: &Instance, sink: &Sink) -> anyhow::Result<Vec<Report>> {
+    let api = &instance.api;
+    let (create_rps, create_p50, create_p99) =
+        throughput(args.requests, args.concurrency, |index| async move {
+            let job = json!({
+                "name": format!("api-{index}"),
+                "schedule": {"cron": "0 0 1 1 *"},
+                "request": {"url": "http://127.0.0.1:9/idle"},
+            });
+            api.create_job(&job).await.map(drop)
+        })
+        .await
+        .context("creating jobs")?;
+
+    // One job with some executions to list.
+    let job_id = api
+        .create_job(&json!({
+            "name": "listed",
+            "schedule": {"cron": "0 0 1 1 *"},
+            "request": {"url": sink.url(0)},
+        }))
+        .await?;
+    let run_path = format!("/api/v1/jobs/{job_id}/run");
+    for _ in 0..args.executions {
+        api.post_empty(&run_path).await?;
+    }
+    let list_path = format!("/api/v1/jobs/{job_id}/executions");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let listed = loop {
+        let page = api.get(&list_path).await?;
+        let listed = page
+            .get("data")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len) as u64;
+        if listed >= args.executions.min(50) || Instant::now() > deadline {
+            break listed;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let list_path = &list_path;
+    let (list_rps, list_p50, list_p99) =
+        throughput(args.requests, args.concurrency, |_| async move {
+            api.get(list_path).await.map(drop)
+        })
+        .await
+        .context("listing executions")?;
+
+    let mut report = Report::new("api");
+    report.add("requests", args.requests);
+    report.add("concurrency", args.concurrency);
+    report.add("create_per_s", round(create_rps));
+    report.add("create_p50_ms", round(create_p50));
+    report.add("create_p99_ms", round(create_p99));
+    report.add("listed_executions", listed);
+    report.add("list_per_s", round(list_rps));
+    report.add("list_p50_ms", round(list_p50));
+    report.add("list_p99_ms", round(list_p99));
+    Ok(vec![report])
+}

@@ -1,0 +1,127 @@
+//! Smoke test of the harness: each scenario runs at tiny sizes against the debug binaries and
+//! prints its result fields. No timing assertions.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+const BENCH: &str = env!("CARGO_BIN_EXE_cronhook-bench");
+
+/// The `cronhook` binary of the same target directory (`scripts/test` builds it first).
+fn cronhook() -> PathBuf {
+    let path = PathBuf::from(BENCH)
+        .parent()
+        .expect("bench binary has a directory")
+        .join("cronhook");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p cronhook` first",
+        path.display()
+    );
+    path
+}
+
+/// Runs `cronhook-bench --json ARGS…` and returns its one result object.
+fn run(args: &[&str]) -> Value {
+    let output = Command::new(BENCH)
+        .arg("--json")
+        .arg("--cronhook")
+        .arg(cronhook())
+        .args(args)
+        .output()
+        .expect("cronhook-bench runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{args:?} failed:\n{stdout}\n{stderr}"
+    );
+    let lines: Vec<&str> = stdout.lines().filter(|line| !line.is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one result line: {stdout}");
+    serde_json::from_str(lines[0]).expect("the result is JSON")
+}
+
+fn assert_fields(result: &Value, scenario: &str, fields: &[&str]) {
+    assert_eq!(result["scenario"], scenario, "{result}");
+    for field in fields {
+        assert!(
+            result.get(*field).is_some_and(Value::is_number),
+            "{field} in {result}"
+        );
+    }
+}
+
+#[test]
+fn ceiling_runs() {
+    let result = run(&["ceiling", "--duration", "1", "--concurrency", "4"]);
+    assert_fields(
+        &result,
+        "ceiling",
+        &["requests", "errors", "requests_per_s"],
+    );
+}
+
+#[test]
+fn fire_runs() {
+    let result = run(&[
+        "fire",
+        "--jobs",
+        "3",
+        "--idle-jobs",
+        "10",
+        "--duration",
+        "2",
+        "--ceiling-seconds",
+        "0.5",
+    ]);
+    assert_fields(
+        &result,
+        "fire",
+        &[
+            "executions_per_s",
+            "lag_p50_ms",
+            "lag_p99_ms",
+            "lag_max_ms",
+            "lost",
+            "duplicated",
+            "db_lost",
+            "db_duplicated",
+            "peak_rss_mib",
+            "cpu_percent",
+            "ceiling_rps",
+            "ratio_to_ceiling",
+        ],
+    );
+}
+
+#[test]
+fn startup_runs() {
+    let result = run(&["startup", "--idle-jobs", "10"]);
+    assert_fields(
+        &result,
+        "startup",
+        &["ready_ms", "rss_ready_mib", "hwm_rss_mib"],
+    );
+}
+
+#[test]
+fn api_runs() {
+    let result = run(&["api", "--requests", "20", "--executions", "3"]);
+    assert_fields(
+        &result,
+        "api",
+        &["create_per_s", "list_per_s", "listed_executions"],
+    );
+}
+
+#[test]
+fn tables_print_without_json() {
+    let output = Command::new(BENCH)
+        .args(["ceiling", "--duration", "0.2", "--concurrency", "2"])
+        .output()
+        .expect("cronhook-bench runs");
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("requests_per_s"), "{stdout}");
+}
