@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use cronhook_core::{Execution, ExecutionStatus, Job, Trigger, ids};
-use cronhook_store::{ClaimedExecution, ExecutionFilter, Lease, NewExecution};
+use cronhook_store::{ClaimedExecution, ExecutionFilter, Lease, NewExecution, StoreError};
 use serde_json::Value;
 
 use crate::AppState;
@@ -26,6 +26,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(replay_execution))
 }
 
+/// How many later milliseconds a manual run tries when its instant is taken.
+const MANUAL_RUN_TRIES: u32 = 1_000;
+
 /// Creates an execution of `job` for now, outside its schedule, and hands it to the local
 /// executor when there is one. Returns it as created: queued, with no attempts.
 pub(crate) async fn start_execution(
@@ -40,7 +43,7 @@ pub(crate) async fn start_execution(
             + chrono::Duration::from_std(executor.lease_duration())
                 .unwrap_or(chrono::Duration::minutes(5)),
     });
-    let new = NewExecution {
+    let mut new = NewExecution {
         id: ids::new_id(ids::EXECUTION),
         workspace_id: job.workspace_id.clone(),
         job_id: job.id.clone(),
@@ -49,7 +52,20 @@ pub(crate) async fn start_execution(
         run_at: now,
         lease,
     };
-    state.store.insert_execution(&new).await?;
+    // A manual run is not an occurrence of the schedule, but it shares the one-execution-per-
+    // (job, instant) key: runs asked for in the same millisecond (or at an occurrence's instant)
+    // take the next free millisecond instead of clashing.
+    let mut tries = 0;
+    loop {
+        match state.store.insert_execution(&new).await {
+            Ok(()) => break,
+            Err(StoreError::Conflict { .. }) if tries < MANUAL_RUN_TRIES => {
+                tries += 1;
+                new.scheduled_for += chrono::Duration::milliseconds(1);
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
     if let Some(executor) = &state.executor {
         executor.submit(ClaimedExecution {
             id: new.id.clone(),

@@ -838,3 +838,24 @@ async fn the_workspace_shows_and_rotates_its_signing_secret() -> TestResult {
     assert!(after.body["signing_secret_rotated_at"].is_string());
     Ok(())
 }
+
+/// Regression: two run-now requests in the same millisecond clashed on the one-execution-per-
+/// (job, instant) key and the second answered 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_run_now_requests_each_get_an_execution() -> TestResult {
+    let app = TestApp::new().await?;
+    let created = app.create_job(job("busy")).await?;
+    let id = id_of(&created);
+    let path = format!("/api/v1/jobs/{id}/run");
+    let runs =
+        futures::future::join_all((0..20).map(|_| app.call(Method::POST, &path, Value::Null)))
+            .await;
+    let mut ids = std::collections::BTreeSet::new();
+    for run in runs {
+        let run = run?;
+        assert_eq!(run.status, StatusCode::ACCEPTED, "{}", run.body);
+        ids.insert(id_of(&run.body));
+    }
+    assert_eq!(ids.len(), 20);
+    Ok(())
+}
