@@ -60,12 +60,8 @@ impl Report {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    if rustls::crypto::ring::default_provider()
-        .install_default()
-        .is_err()
-    {
-        eprintln!("warning: a rustls crypto provider was already installed");
-    }
+    // reqwest is built without a default crypto provider; install ring's once, first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let result = match &cli.scenario {
         Scenario::Ceiling(args) => scenarios::ceiling(args).await,
         Scenario::Fire(args) => scenarios::fire(args, cli.cronhook.as_deref()).await,

@@ -222,10 +222,14 @@ pub async fn fire(args: &FireArgs, cronhook: Option<&Path>) -> anyhow::Result<Ve
     let sink = Sink::start().await?;
     let (ceiling_rps, _, _) = measure_ceiling(&sink, args.ceiling_seconds, 64).await?;
     let instance = Instance::start(args.database, cronhook).await?;
-    let result = run_fire(args, &instance, &sink, ceiling_rps).await;
-    if result.is_err() {
-        eprintln!("cronhook log tail:\n{}", tail(&instance.server.log(), 40));
-    }
+    let result = run_fire(args, &instance, &sink, ceiling_rps)
+        .await
+        .map_err(|error| {
+            error.context(format!(
+                "the fire scenario failed; cronhook's log ends:\n{}",
+                tail(&instance.server.log(), 40)
+            ))
+        });
     instance.finish().await;
     result
 }

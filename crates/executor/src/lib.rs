@@ -668,22 +668,12 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
             telemetry::execution_finished(execution.trigger, status);
         }
         if gone {
-            warn!(
+            // Recording the attempt paused the job and raised its alert, in one transaction.
+            info!(
                 execution_id = %execution.id,
                 job_id = %execution.job_id,
-                "the target answered 410 Gone; pausing the job"
+                "the target answered 410 Gone; the job is paused"
             );
-            if let Err(store_error) = shared
-                .store
-                .pause_job(
-                    &execution.workspace_id,
-                    &execution.job_id,
-                    shared.config.clock.now(),
-                )
-                .await
-            {
-                warn!(job_id = %execution.job_id, error = %store_error, "cannot pause the job after 410 Gone");
-            }
         }
         let Some(run_at) = retry_at else {
             return;
