@@ -276,3 +276,90 @@ async fn the_preview_describes_the_schedule_and_lists_local_times() {
             .contains("cron")
     );
 }
+
+/// Occurrences are written and handed to the executor ahead of their instant, but sent at the
+/// instant, never before; a pause that lands while one is prepared keeps it from being sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn prepared_occurrences_are_sent_at_their_instant_and_a_pause_discards_them() {
+    let cronhook = Cronhook::start(ServeOptions {
+        extra_args: vec!["--prepare-ahead-ms".into(), "1000".into()],
+        ..ServeOptions::default()
+    })
+    .await;
+    let target = Target::start().await;
+    let api = cronhook.api("acme");
+    let created = api
+        .create_job(json!({"name": "every-2s", "schedule": {"cron": "*/2 * * * * *"}, "request": {"url": target.url("/p")}}))
+        .await;
+    let job_id = created["id"].as_str().expect("id").to_owned();
+
+    let received = target.wait_for("/p", 2, Duration::from_secs(10)).await;
+    assert!(received.len() >= 2, "{} deliveries", received.len());
+    for request in &received {
+        let scheduled = instant(&json!(
+            request
+                .header("cronhook-scheduled-for")
+                .expect("scheduled-for")
+        ));
+        assert!(
+            request.at >= scheduled,
+            "sent before its instant: arrived {} for {scheduled}",
+            request.at
+        );
+    }
+
+    // The next even second at least 1.5 s away; pause 600 ms before it, inside the 1 s the
+    // occurrence is prepared ahead.
+    let now = Utc::now();
+    let mut next = DateTime::<Utc>::from_timestamp(now.timestamp() + 2, 0).expect("instant");
+    if next.timestamp() % 2 != 0 {
+        next += chrono::Duration::seconds(1);
+    }
+    if next - now < chrono::Duration::milliseconds(1_500) {
+        next += chrono::Duration::seconds(2);
+    }
+    let pause_at = next - chrono::Duration::milliseconds(600);
+    tokio::time::sleep((pause_at - Utc::now()).to_std().unwrap_or_default()).await;
+    let paused = api
+        .call("POST", &format!("/api/v1/jobs/{job_id}/pause"), None)
+        .await;
+    assert_eq!(paused.status, 200, "{paused:?}");
+    assert!(
+        Utc::now() < next - chrono::Duration::milliseconds(100),
+        "the pause came too late for this test to mean anything"
+    );
+    tokio::time::sleep(
+        (next + chrono::Duration::milliseconds(1_500) - Utc::now())
+            .to_std()
+            .unwrap_or_default(),
+    )
+    .await;
+
+    let late: Vec<_> = target
+        .all_received()
+        .into_iter()
+        .filter(|request| {
+            request
+                .header("cronhook-scheduled-for")
+                .is_some_and(|at| instant(&json!(at)) >= next)
+        })
+        .collect();
+    assert!(
+        late.is_empty(),
+        "sent after the pause: {} requests",
+        late.len()
+    );
+    let executions = api.executions(&job_id).await;
+    assert!(
+        executions
+            .iter()
+            .all(|execution| instant(&execution["scheduled_for"]) < next),
+        "an execution of a paused occurrence is left: {executions:?}"
+    );
+    assert!(
+        executions
+            .iter()
+            .all(|execution| execution["status"] == "succeeded"),
+        "{executions:?}"
+    );
+}

@@ -3,6 +3,7 @@
 
 mod process;
 mod scenarios;
+mod seed;
 mod sink;
 
 use std::path::PathBuf;

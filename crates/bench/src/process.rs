@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use base64::Engine as _;
-use futures::StreamExt as _;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::{Connection as _, Executor as _};
 
 /// Where the databases live.
@@ -299,27 +298,6 @@ impl Api {
             .await?;
         if !response.status().is_success() {
             bail!("POST {path}: {}", response.status());
-        }
-        Ok(())
-    }
-
-    /// Creates `count` jobs that do not fire for months (`0 0 1 1 *`), `concurrency` at once.
-    pub async fn seed_idle_jobs(&self, count: u64, concurrency: usize) -> anyhow::Result<()> {
-        let results: Vec<anyhow::Result<String>> = futures::stream::iter(0..count)
-            .map(|index| {
-                let job = json!({
-                    "name": format!("idle-{index}"),
-                    "schedule": {"cron": "0 0 1 1 *"},
-                    "request": {"url": "http://127.0.0.1:9/idle"},
-                });
-                let api = self.clone();
-                async move { api.create_job(&job).await }
-            })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
-        for result in results {
-            result?;
         }
         Ok(())
     }

@@ -50,7 +50,11 @@ pub struct FireArgs {
     /// Jobs whose executions are cross-checked in the database.
     #[arg(long, default_value_t = 5)]
     db_sample_jobs: usize,
-    /// API requests at once while seeding jobs.
+    /// `cronhook serve` processes sharing the database (PostgreSQL only); RSS and CPU are the
+    /// first one's.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    nodes: u32,
+    /// API requests at once while creating the firing jobs.
     #[arg(long, default_value_t = 32)]
     seed_concurrency: usize,
 }
@@ -62,9 +66,6 @@ pub struct StartupArgs {
     idle_jobs: u64,
     #[arg(long, value_enum, default_value_t = Database::Sqlite)]
     database: Database,
-    /// API requests at once while seeding jobs.
-    #[arg(long, default_value_t = 32)]
-    seed_concurrency: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -221,7 +222,25 @@ async fn sleep_until_wall(instant: DateTime<Utc>) {
 pub async fn fire(args: &FireArgs, cronhook: Option<&Path>) -> anyhow::Result<Vec<Report>> {
     let sink = Sink::start().await?;
     let (ceiling_rps, _, _) = measure_ceiling(&sink, args.ceiling_seconds, 64).await?;
+    if args.nodes > 1 && args.database != Database::Postgres {
+        anyhow::bail!(
+            "--nodes above 1 needs --database postgres (one SQLite file serves one process)"
+        );
+    }
     let instance = Instance::start(args.database, cronhook).await?;
+    let mut others = Vec::new();
+    for _ in 1..args.nodes {
+        match Server::start(&instance.binary, &instance.database, &instance.api.http).await {
+            Ok(server) => others.push(server),
+            Err(error) => {
+                for mut server in others {
+                    server.stop(Duration::from_secs(30)).await;
+                }
+                instance.finish().await;
+                return Err(error.context("starting another node"));
+            }
+        }
+    }
     let result = run_fire(args, &instance, &sink, ceiling_rps)
         .await
         .map_err(|error| {
@@ -230,6 +249,9 @@ pub async fn fire(args: &FireArgs, cronhook: Option<&Path>) -> anyhow::Result<Ve
                 tail(&instance.server.log(), 40)
             ))
         });
+    for mut server in others {
+        server.stop(Duration::from_secs(30)).await;
+    }
     instance.finish().await;
     result
 }
@@ -247,7 +269,7 @@ async fn run_fire(
 ) -> anyhow::Result<Vec<Report>> {
     let api = &instance.api;
     let seed_started = Instant::now();
-    api.seed_idle_jobs(args.idle_jobs, args.seed_concurrency)
+    crate::seed::seed_idle_jobs(api, &instance.database, args.idle_jobs)
         .await
         .context("seeding idle jobs")?;
     let seed_seconds = seed_started.elapsed().as_secs_f64();
@@ -287,6 +309,8 @@ async fn run_fire(
     let mut webhook_ids: std::collections::HashSet<(u32, i64, &str)> =
         std::collections::HashSet::new();
     let mut lags_ms = Vec::new();
+    // Occurrences due at the same instant form a burst; the goals are per burst.
+    let mut bursts: HashMap<i64, Vec<f64>> = HashMap::new();
     for record in &records {
         if record.job >= args.jobs {
             continue;
@@ -311,9 +335,23 @@ async fn run_fire(
         ));
         if let Some(micros) = (record.at - scheduled).num_microseconds() {
             lags_ms.push(micros as f64 / 1000.0);
+            bursts
+                .entry(second)
+                .or_default()
+                .push(micros as f64 / 1000.0);
         }
     }
     lags_ms.sort_by(f64::total_cmp);
+    let mut first_lags_ms = Vec::with_capacity(bursts.len());
+    let mut worst_burst_p99_ms: f64 = 0.0;
+    for lags in bursts.values_mut() {
+        lags.sort_by(f64::total_cmp);
+        first_lags_ms.push(lags.first().copied().unwrap_or(0.0));
+        worst_burst_p99_ms = worst_burst_p99_ms.max(quantile(lags, 0.99));
+    }
+    first_lags_ms.sort_by(f64::total_cmp);
+    // The goal: a burst of N cannot drain faster than N ÷ ceiling.
+    let burst_p99_goal_ms = 1.25 * (0.99 * f64::from(args.jobs) / ceiling_rps * 1000.0) + 5.0;
     let expected = u64::from(args.jobs) * duration;
     let delivered: u64 = per_occurrence.values().map(|&count| u64::from(count)).sum();
     let lost = expected.saturating_sub(per_occurrence.len() as u64);
@@ -347,6 +385,7 @@ async fn run_fire(
         _ => 0.0,
     };
     let mut report = Report::new("fire");
+    report.add("nodes", args.nodes);
     report.add(
         "database",
         match args.database {
@@ -364,6 +403,10 @@ async fn run_fire(
     report.add("lag_p50_ms", round(quantile(&lags_ms, 0.5)));
     report.add("lag_p99_ms", round(quantile(&lags_ms, 0.99)));
     report.add("lag_max_ms", round(lags_ms.last().copied().unwrap_or(0.0)));
+    report.add("first_lag_p50_ms", round(quantile(&first_lags_ms, 0.5)));
+    report.add("first_lag_p99_ms", round(quantile(&first_lags_ms, 0.99)));
+    report.add("worst_burst_p99_ms", round(worst_burst_p99_ms));
+    report.add("burst_p99_goal_ms", round(burst_p99_goal_ms));
     report.add("lost", lost);
     report.add("duplicated", duplicated);
     report.add("duplicate_executions", duplicate_executions);
@@ -439,10 +482,8 @@ pub async fn startup(args: &StartupArgs, cronhook: Option<&Path>) -> anyhow::Res
     let mut instance = Instance::start(args.database, cronhook).await?;
     let first_start = instance.server.ready_after;
     let seed_started = Instant::now();
-    if let Err(error) = instance
-        .api
-        .seed_idle_jobs(args.idle_jobs, args.seed_concurrency)
-        .await
+    if let Err(error) =
+        crate::seed::seed_idle_jobs(&instance.api, &instance.database, args.idle_jobs).await
     {
         instance.finish().await;
         return Err(error.context("seeding idle jobs"));

@@ -202,6 +202,11 @@ pub struct ServeOptions {
     /// misfire, handled by the job's `misfire` policy (`skip`, `fire_once`, `fire_all`).
     #[arg(long, env = "CRONHOOK_MISFIRE_THRESHOLD_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
     pub misfire_threshold_ms: u64,
+    /// How many milliseconds before their instant occurrences are written to the database and
+    /// handed to this node's executor, which sends them at the instant (jobs that allow overlap,
+    /// on nodes running both the scheduler and the executor). 0 writes them at the instant.
+    #[arg(long, env = "CRONHOOK_PREPARE_AHEAD_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=1_000))]
+    pub prepare_ahead_ms: u64,
     /// API requests each workspace may make per second, sustained (over it: 429 with
     /// Retry-After). Other workspaces are not affected.
     #[arg(long, env = "CRONHOOK_API_RATE_LIMIT", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]

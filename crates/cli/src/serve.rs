@@ -104,6 +104,7 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
             cronhook_scheduler::SchedulerConfig {
                 local_executor,
                 misfire_threshold: Duration::from_millis(options.misfire_threshold_ms),
+                prepare_ahead: Duration::from_millis(options.prepare_ahead_ms),
                 node_id: node_id.clone(),
                 clock: Arc::clone(&clock),
                 ..cronhook_scheduler::SchedulerConfig::default()

@@ -46,7 +46,13 @@ pub const USER_AGENT: &str = concat!("cronhook/", env!("CARGO_PKG_VERSION"));
 /// How long a fetched workspace (its signing secrets) is reused.
 const WORKSPACE_CACHE_TTL: Duration = Duration::from_secs(5);
 /// The most attempt records written in one store call.
-const WRITE_BATCH: usize = 500;
+const WRITE_BATCH: usize = 2_000;
+/// The writer lets records gather until none has come for this long: during a burst of
+/// requests the records wait until the burst is sent, instead of competing with it for the CPU
+/// in hundreds of small transactions.
+const WRITE_QUIET: Duration = Duration::from_millis(5);
+/// The longest records wait to be gathered.
+const WRITE_GATHER_LIMIT: Duration = Duration::from_millis(100);
 /// The most executions claimed in one store call.
 const CLAIM_BATCH: usize = 500;
 /// How long the previous signing secret still signs after a rotation.
@@ -138,9 +144,17 @@ struct WriteRequest {
 /// that cancels them (the `replace` overlap policy).
 type Running = Arc<Mutex<HashMap<String, (String, CancellationToken)>>>;
 
+/// Jobs edited, paused or deleted in this process, with when: an execution prepared ahead of
+/// its instant before that moment asks the store whether it still stands before sending.
+type Edited = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// How long an edit is remembered; longer than any execution is prepared ahead.
+const EDIT_MEMORY: Duration = Duration::from_secs(30);
+
 /// What every execution task shares.
 struct Shared {
     running: Running,
+    edited: Edited,
     store: Arc<dyn Store>,
     config: ExecutorConfig,
     http: http::HttpClients,
@@ -164,6 +178,7 @@ pub struct Executor {
 
 struct HandleInner {
     running: Running,
+    edited: Edited,
     node_id: String,
     lease: Duration,
     inbox: mpsc::UnboundedSender<ClaimedExecution>,
@@ -222,6 +237,17 @@ impl ExecutorHandle {
         }
     }
 
+    /// Notes that a job was edited, paused or deleted: its executions prepared ahead of their
+    /// instant check with the store, just before sending, that the edit did not discard them.
+    pub fn job_edited(&self, job_id: &str) {
+        let mut edited = self.inner.edited.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if edited.len() > 1_000 {
+            edited.retain(|_, at| now.duration_since(*at) < EDIT_MEMORY);
+        }
+        edited.insert(job_id.to_owned(), now);
+    }
+
     /// Asks the poller to look for claimable work now.
     pub fn wake(&self) {
         self.inner.wake.notify_one();
@@ -268,9 +294,11 @@ impl Executor {
         let counters = Arc::new(Counters::default());
         let permits = config.max_in_flight.min(Semaphore::MAX_PERMITS);
         let running: Running = Arc::default();
+        let edited: Edited = Arc::default();
         let handle = ExecutorHandle {
             inner: Arc::new(HandleInner {
                 running: running.clone(),
+                edited: edited.clone(),
                 node_id: config.node_id.clone(),
                 lease: config.lease,
                 inbox: inbox_tx.clone(),
@@ -280,6 +308,7 @@ impl Executor {
         };
         let shared = Arc::new(Shared {
             running,
+            edited,
             store,
             config,
             http,
@@ -495,6 +524,20 @@ async fn write_loop(
         if received == 0 {
             return;
         }
+        let gather_until = tokio::time::Instant::now() + WRITE_GATHER_LIMIT;
+        while batch.len() < WRITE_BATCH && !stop.is_cancelled() {
+            let quiet_until = (tokio::time::Instant::now() + WRITE_QUIET).min(gather_until);
+            let room = WRITE_BATCH - batch.len();
+            let more = tokio::select! {
+                biased;
+                () = stop.cancelled() => 0,
+                more = requests.recv_many(&mut batch, room) => more,
+                () = tokio::time::sleep_until(quiet_until) => 0,
+            };
+            if more == 0 || tokio::time::Instant::now() >= gather_until {
+                break;
+            }
+        }
         let (records, replies): (Vec<AttemptRecord>, Vec<oneshot::Sender<bool>>) = batch
             .drain(..)
             .map(|request| (request.record, request.reply))
@@ -534,6 +577,43 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
     let lease = chrono_duration(shared.config.lease);
     let max_attempts = execution.spec.retry.max_attempts.max(1);
     let mut number = execution.attempts_done + 1;
+
+    // The first attempt's request, built while waiting for the instant so that a burst of
+    // occurrences due together costs only the sending at the instant.
+    let mut prepared = None;
+    if number == 1 && !execution.interrupted {
+        // Prepared ahead by the scheduler: hold it until its instant.
+        let handed_over = Instant::now();
+        let wait = (execution.scheduled_for - shared.config.clock.now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        if !wait.is_zero() {
+            let Some(workspace) = workspace_for(&shared, &execution.workspace_id, &stop).await
+            else {
+                return;
+            };
+            prepared = outbound_for(&execution, number, &workspace, execution.scheduled_for).ok();
+            let _sleeping = CountGuard::enter(&shared.counters.sleeping);
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = cancelled.cancelled() => {
+                    telemetry::execution_finished(execution.trigger, ExecutionStatus::Cancelled);
+                    return;
+                }
+                () = tokio::time::sleep(wait) => {}
+            }
+            if edited_since(&shared, &execution.job_id, handed_over)
+                && !still_stands(&shared, &execution).await
+            {
+                debug!(
+                    execution_id = %execution.id,
+                    job_id = %execution.job_id,
+                    "prepared occurrence discarded by an edit; not sending it"
+                );
+                return;
+            }
+        }
+    }
 
     if execution.interrupted {
         let now = shared.config.clock.now();
@@ -614,7 +694,7 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
                 telemetry::execution_finished(execution.trigger, ExecutionStatus::Cancelled);
                 return;
             }
-            outcome = make_attempt(&shared, &execution, number, &workspace, body_regex.as_ref()) => outcome,
+            outcome = make_attempt(&shared, &execution, number, &workspace, body_regex.as_ref(), prepared.take()) => outcome,
         };
         drop(permit);
         drop(workspace_permit);
@@ -691,6 +771,34 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
             () = tokio::time::sleep(wait) => {}
         }
         number += 1;
+    }
+}
+
+/// Whether the job was edited in this process after `since`.
+fn edited_since(shared: &Shared, job_id: &str, since: Instant) -> bool {
+    shared
+        .edited
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(job_id)
+        .is_some_and(|at| *at >= since)
+}
+
+/// Whether a prepared execution is still in the store, leased to this node and not started:
+/// an edit or pause deletes prepared executions it makes obsolete. When the store cannot be
+/// read, it is sent (a discarded one's record is refused by the fence).
+async fn still_stands(shared: &Shared, execution: &ClaimedExecution) -> bool {
+    match shared
+        .store
+        .execution(&execution.workspace_id, &execution.id)
+        .await
+    {
+        Ok(Some(stored)) => stored.status == ExecutionStatus::Running,
+        Ok(None) => false,
+        Err(store_error) => {
+            warn!(execution_id = %execution.id, error = %store_error, "cannot check a prepared execution after an edit; sending it");
+            true
+        }
     }
 }
 
@@ -846,41 +954,22 @@ async fn make_attempt(
     number: u32,
     workspace: &Workspace,
     body_regex: Option<&Result<Regex, String>>,
+    prepared: Option<http::Outbound>,
 ) -> AttemptOutcome {
-    let request = &execution.spec.request;
     let started_at = shared.config.clock.now();
-    let body = request.body.clone().map(Bytes::from);
-
-    let Ok(method) = reqwest::Method::from_bytes(request.method.as_bytes()) else {
-        let attempt = failed_before_sending(
-            number,
-            started_at,
-            format!("request.method `{}` is not an HTTP method", request.method),
-        );
-        return AttemptOutcome {
-            attempt,
-            retry_after: None,
-        };
+    let outbound = match prepared {
+        Some(outbound) => outbound,
+        None => match outbound_for(execution, number, workspace, started_at) {
+            Ok(outbound) => outbound,
+            Err(message) => {
+                return AttemptOutcome {
+                    attempt: failed_before_sending(number, started_at, message),
+                    retry_after: None,
+                };
+            }
+        },
     };
-    let signature = signatures(
-        workspace,
-        &execution.id,
-        started_at,
-        body.as_deref().unwrap_or_default(),
-    );
-    let headers = request_headers(&request.headers, execution, number, started_at, signature);
-
-    let captured = shared
-        .http
-        .send(http::Outbound {
-            method,
-            url: request.url.clone(),
-            headers,
-            body,
-            timeout: Duration::from_millis(request.timeout_ms),
-            follow_redirects: request.follow_redirects,
-        })
-        .await;
+    let captured = shared.http.send(outbound).await;
 
     let mut error = captured.error;
     if error.is_none()
@@ -932,6 +1021,38 @@ async fn make_attempt(
         attempt,
         retry_after: captured.retry_after,
     }
+}
+
+/// The request of an attempt sent at `at` (signed with its second), or why it cannot be sent.
+fn outbound_for(
+    execution: &ClaimedExecution,
+    number: u32,
+    workspace: &Workspace,
+    at: chrono::DateTime<Utc>,
+) -> Result<http::Outbound, String> {
+    let request = &execution.spec.request;
+    let Ok(method) = reqwest::Method::from_bytes(request.method.as_bytes()) else {
+        return Err(format!(
+            "request.method `{}` is not an HTTP method",
+            request.method
+        ));
+    };
+    let body = request.body.clone().map(Bytes::from);
+    let signature = signatures(
+        workspace,
+        &execution.id,
+        at,
+        body.as_deref().unwrap_or_default(),
+    );
+    let headers = request_headers(&request.headers, execution, number, at, signature);
+    Ok(http::Outbound {
+        method,
+        url: request.url.clone(),
+        headers,
+        body,
+        timeout: Duration::from_millis(request.timeout_ms),
+        follow_redirects: request.follow_redirects,
+    })
 }
 
 fn failed_before_sending(

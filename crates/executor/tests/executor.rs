@@ -527,7 +527,7 @@ fn execution(url: &str, patch: serde_json::Value) -> ClaimedExecution {
         id: format!("exe_test{n}"),
         workspace_id: WORKSPACE.into(),
         job_id: format!("job_test{n}"),
-        scheduled_for: DateTime::parse_from_rfc3339("2026-11-27T02:00:00Z")
+        scheduled_for: DateTime::parse_from_rfc3339("2026-01-01T02:00:00Z")
             .expect("time")
             .with_timezone(&Utc),
         trigger: Trigger::Manual,
@@ -652,7 +652,7 @@ async fn a_success_records_status_headers_body_and_timing() {
     assert_eq!(request.header("cronhook-attempt"), "1");
     assert_eq!(
         request.header("cronhook-scheduled-for"),
-        "2026-11-27T02:00:00Z"
+        "2026-01-01T02:00:00Z"
     );
     assert_eq!(request.header("webhook-id"), exe.id);
     let timestamp: i64 = request

@@ -6,6 +6,15 @@
 //! the executor are created already leased to it and handed over in memory; otherwise they are
 //! queued for any executor to claim.
 //!
+//! Prepared ahead: when this process runs the executor, occurrences of jobs that allow overlap
+//! are materialized up to [`SchedulerConfig::prepare_ahead`] before their instant and handed
+//! over at once; the executor holds each until its instant and sends it then. Writing a burst of
+//! a thousand executions takes milliseconds, and paying that before the instant instead of after
+//! it is what lets the first request of a burst leave within a millisecond or two. `forbid` and
+//! `replace` jobs are materialized at their instant, because whether the previous run still runs
+//! is only known then. An edit or pause discards the job's prepared executions (the store deletes
+//! them; the executor re-checks before sending).
+//!
 //! Architecture invariant: the database decides. Materializing is a compare-and-set on the job's
 //! `next_run_at` plus a unique (job, scheduled instant) key, so however many schedulers run, and
 //! whatever they had in memory, one occurrence yields at most one execution.
@@ -45,6 +54,10 @@ pub struct LocalExecutor {
 pub struct SchedulerConfig {
     /// How far ahead due jobs are read, so they can be fired from memory at the exact instant.
     pub lookahead: Duration,
+    /// How long before their instant occurrences of `allow` jobs are materialized and handed to
+    /// the local executor (which sends them at the instant). Zero materializes at the instant.
+    /// Only used with a local executor; keep it well below `lookahead`.
+    pub prepare_ahead: Duration,
     /// The most jobs read or materialized in one batch.
     pub batch_size: u32,
     /// An occurrence later than this is a misfire (cronhook was down or stalled) and is handled
@@ -67,6 +80,7 @@ impl Default for SchedulerConfig {
     fn default() -> Self {
         Self {
             lookahead: Duration::from_secs(2),
+            prepare_ahead: Duration::from_millis(500),
             batch_size: 1_000,
             misfire_threshold: Duration::from_secs(2),
             idle_recheck: Duration::from_secs(5),
@@ -149,7 +163,11 @@ impl Scheduler {
             .store
             .claim_due_jobs(&claim, now, horizon, self.config.batch_size)
             .await?;
-        let wake_at = match window.iter().filter_map(|job| job.next_run_at).min() {
+        let wake_at = match window
+            .iter()
+            .filter_map(|job| self.materialize_at(job))
+            .min()
+        {
             Some(earliest) => earliest,
             None => {
                 let earliest = self.store.earliest_next_run().await?;
@@ -180,36 +198,54 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Materializes every job in `jobs` that is due at `now`, in one batch, and hands the
-    /// created executions to the local executor. Jobs not yet due are left alone.
+    /// When the job's next occurrence is materialized: its instant, or `prepare_ahead` before it
+    /// when the local executor can hold it until then (see the crate docs).
+    fn materialize_at(&self, job: &Job) -> Option<DateTime<Utc>> {
+        let at = job.next_run_at?;
+        if self.config.local_executor.is_some() && job.spec.concurrency == Concurrency::Allow {
+            Some(at - to_delta(self.config.prepare_ahead))
+        } else {
+            Some(at)
+        }
+    }
+
+    /// Materializes every job in `jobs` that is due at `now` (or, when prepared ahead, due
+    /// within `prepare_ahead` of it), in one batch, and hands the created executions to the
+    /// local executor. Other jobs are left alone.
     pub async fn fire(
         &mut self,
         jobs: &[Job],
         now: DateTime<Utc>,
     ) -> Result<FireReport, StoreError> {
         let mut report = FireReport::default();
+        let prepare_ahead = to_delta(self.config.prepare_ahead);
         let lease = self
             .config
             .local_executor
             .as_ref()
             .map(|local| cronhook_store::Lease {
                 node_id: local.node_id.clone(),
-                until: now + to_delta(local.lease),
+                until: now + prepare_ahead + to_delta(local.lease),
             });
         let mut occurrences = Vec::new();
         let mut planned_jobs = Vec::new();
         for job in jobs {
-            if job.next_run_at.is_none_or(|at| at > now) {
+            let (Some(due), Some(materialize_at)) = (job.next_run_at, self.materialize_at(job))
+            else {
+                continue;
+            };
+            if materialize_at > now {
                 continue;
             }
             let Some(schedule) = self.schedule_of(job) else {
                 report.unschedulable += 1;
                 continue;
             };
+            // A prepared occurrence is planned as of its own instant: on time by definition.
             if let Some(occurrence) = plan_occurrence(
                 job,
                 &schedule,
-                now,
+                now.max(due),
                 to_delta(self.config.misfire_threshold),
                 lease.as_ref(),
             ) {

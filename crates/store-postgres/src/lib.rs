@@ -322,6 +322,53 @@ impl PostgresStore {
         Ok(accepted)
     }
 
+    async fn update_job_once(&self, job: &Job, spec: &str) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        // The job's row first, then its executions: the order every other writer follows.
+        let found: Option<String> = sqlx::query_scalar(
+            "select id from jobs where id = $1 and workspace_id = $2 for update",
+        )
+        .bind(&job.id)
+        .bind(&job.workspace_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if found.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        // Before the update, while the stored `next_run_at` is the old one.
+        sqlx::query(
+            "delete from executions
+             where job_id = $1 and trigger = 'schedule' and status = 'running'
+               and attempt_count = 0 and started_at is null and scheduled_for > $2
+               and exists (select 1 from jobs where id = $1
+                           and ($3 or next_run_at is distinct from $4))",
+        )
+        .bind(&job.id)
+        .bind(ms(job.updated_at + cronhook_store::PREPARED_DISCARD_MARGIN))
+        .bind(job.spec.paused)
+        .bind(opt_ms(job.next_run_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            "update jobs
+             set name = $1, spec = $2, paused = $3, next_run_at = $4, updated_at = $5
+             where id = $6 and workspace_id = $7",
+        )
+        .bind(&job.spec.name)
+        .bind(spec)
+        .bind(job.spec.paused)
+        .bind(opt_ms(job.next_run_at))
+        .bind(ms(job.updated_at))
+        .bind(&job.id)
+        .bind(&job.workspace_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|err| job_conflict(err, job))?;
+        commit(tx).await
+    }
+
     async fn pause_job_once(
         &self,
         workspace_id: &str,
@@ -858,25 +905,7 @@ impl Store for PostgresStore {
 
     async fn update_job(&self, job: &Job) -> StoreResult<()> {
         let spec = to_json(&self.seal_spec(job).await?)?;
-        let done = sqlx::query(
-            "update jobs
-             set name = $1, spec = $2, paused = $3, next_run_at = $4, updated_at = $5
-             where id = $6 and workspace_id = $7",
-        )
-        .bind(&job.spec.name)
-        .bind(spec)
-        .bind(job.spec.paused)
-        .bind(opt_ms(job.next_run_at))
-        .bind(ms(job.updated_at))
-        .bind(&job.id)
-        .bind(&job.workspace_id)
-        .execute(&self.pool)
-        .await
-        .map_err(|err| job_conflict(err, job))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        retrying(|| self.update_job_once(job, &spec)).await
     }
 
     async fn pause_job(

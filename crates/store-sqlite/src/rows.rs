@@ -155,36 +155,48 @@ pub(crate) fn attempt_from_row(row: &SqliteRow) -> StoreResult<(String, Attempt)
     Ok((execution_id, attempt))
 }
 
-/// Inserts one attempt row (the caller has fenced it).
-pub(crate) async fn insert_attempt(
-    conn: &mut sqlx::SqliteConnection,
+/// One attempt as a row of [`insert_attempts`]' json array, in its column order.
+pub(crate) fn attempt_json(
     execution_id: &str,
     attempt: &Attempt,
-) -> StoreResult<()> {
+) -> StoreResult<serde_json::Value> {
     let error_kind = attempt
         .error
         .as_ref()
         .map(|error| enum_text(&error.kind))
         .transpose()?;
+    Ok(serde_json::json!([
+        execution_id,
+        attempt.number,
+        ms(attempt.started_at),
+        signed(attempt.duration_ms, "attempt duration")?,
+        attempt.status_code,
+        error_kind,
+        attempt.error.as_ref().map(|error| error.message.as_str()),
+        to_json(&attempt.response_headers)?,
+        attempt.response_body.as_deref(),
+        i64::from(attempt.response_body_truncated),
+        attempt.redirect_location.as_deref(),
+        to_json(&attempt.timing)?,
+    ]))
+}
+
+/// Inserts attempts made by [`attempt_json`], in one statement.
+pub(crate) async fn insert_attempts(
+    conn: &mut sqlx::SqliteConnection,
+    rows: &[serde_json::Value],
+) -> StoreResult<()> {
     sqlx::query(
         "insert into attempts
             (execution_id, number, started_at, duration_ms, status_code, error_kind,
              error_message, response_headers, response_body, response_body_truncated,
              redirect_location, timing)
-         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         select a.value ->> 0, a.value ->> 1, a.value ->> 2, a.value ->> 3, a.value ->> 4,
+                a.value ->> 5, a.value ->> 6, a.value ->> 7, a.value ->> 8, a.value ->> 9,
+                a.value ->> 10, a.value ->> 11
+         from json_each(?) a",
     )
-    .bind(execution_id)
-    .bind(i64::from(attempt.number))
-    .bind(ms(attempt.started_at))
-    .bind(signed(attempt.duration_ms, "attempt duration")?)
-    .bind(attempt.status_code.map(i64::from))
-    .bind(error_kind)
-    .bind(attempt.error.as_ref().map(|error| error.message.as_str()))
-    .bind(to_json(&attempt.response_headers)?)
-    .bind(attempt.response_body.as_deref())
-    .bind(attempt.response_body_truncated)
-    .bind(attempt.redirect_location.as_deref())
-    .bind(to_json(&attempt.timing)?)
+    .bind(to_json(&rows)?)
     .execute(conn)
     .await
     .map_err(db_err)?;

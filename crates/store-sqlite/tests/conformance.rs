@@ -33,6 +33,7 @@ conformance_tests!(
     pagination_walks_every_item_once,
     materialize_is_exactly_once,
     materialize_skips_when_the_job_changed,
+    edits_discard_prepared_executions,
     forbid_records_skipped,
     replace_cancels_unfinished,
     retention_prunes_by_age_status_and_keep_last,

@@ -27,6 +27,7 @@ pub async fn run_all(store: &dyn Store) {
     pagination_walks_every_item_once(store).await;
     materialize_is_exactly_once(store).await;
     materialize_skips_when_the_job_changed(store).await;
+    edits_discard_prepared_executions(store).await;
     forbid_records_skipped(store).await;
     replace_cancels_unfinished(store).await;
     retention_prunes_by_age_status_and_keep_last(store).await;
@@ -739,6 +740,72 @@ pub async fn materialize_skips_when_the_job_changed(store: &dyn Store) {
         read_job(store, &workspace, &fine).await.next_run_at,
         Some(t + secs(60))
     );
+}
+
+/// An execution prepared ahead of its instant (created leased, not started) is discarded by an
+/// edit that moves the job's next occurrence or pauses it, and kept by one that does not (a
+/// rename keeps `next_run_at` as read, already advanced past the prepared occurrence).
+pub async fn edits_discard_prepared_executions(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let t = now();
+    let at = t + secs(10);
+    let renamed = insert_job(store, &workspace, "renamed", Some(at)).await;
+    let moved = insert_job(store, &workspace, "moved", Some(at)).await;
+    let paused = insert_job(store, &workspace, "paused", Some(at)).await;
+    let prepared = |job: &Job| {
+        let mut occurrence = occurrence(job, at, Some(at + secs(1)), Concurrency::Allow);
+        occurrence.executions[0].lease = Some(lease("node-a", at + secs(30)));
+        occurrence
+    };
+    let outcomes = materialize(
+        store,
+        &[prepared(&renamed), prepared(&moved), prepared(&paused)],
+    )
+    .await;
+    assert_eq!(outcomes, [Materialized::Created; 3]);
+
+    let mut rename = read_job(store, &workspace, &renamed).await;
+    rename.spec.name = "renamed-again".into();
+    rename.updated_at = t;
+    store.update_job(&rename).await.expect("rename");
+    let mut mv = read_job(store, &workspace, &moved).await;
+    mv.next_run_at = Some(t + secs(60));
+    mv.updated_at = t;
+    store.update_job(&mv).await.expect("move");
+    let mut pause = read_job(store, &workspace, &paused).await;
+    pause.spec.paused = true;
+    pause.next_run_at = None;
+    pause.updated_at = t;
+    store.update_job(&pause).await.expect("pause");
+
+    assert_eq!(
+        all_executions(store, &workspace, &renamed).await.len(),
+        1,
+        "a rename keeps the prepared occurrence"
+    );
+    assert!(
+        all_executions(store, &workspace, &moved).await.is_empty(),
+        "moving the schedule discards the prepared occurrence"
+    );
+    assert!(
+        all_executions(store, &workspace, &paused).await.is_empty(),
+        "pausing discards the prepared occurrence"
+    );
+
+    // One due within the margin of the edit may already be on its way: it stays.
+    let soon = insert_job(store, &workspace, "soon", Some(t)).await;
+    let mut occurrence = occurrence(&soon, t, Some(t + secs(1)), Concurrency::Allow);
+    occurrence.executions[0].lease = Some(lease("node-a", t + secs(30)));
+    assert_eq!(
+        materialize(store, &[occurrence]).await,
+        [Materialized::Created]
+    );
+    let mut pause = read_job(store, &workspace, &soon).await;
+    pause.spec.paused = true;
+    pause.next_run_at = None;
+    pause.updated_at = t;
+    store.update_job(&pause).await.expect("pause");
+    assert_eq!(all_executions(store, &workspace, &soon).await.len(), 1);
 }
 
 /// With `forbid`, an occurrence that comes while an execution is unfinished is recorded as

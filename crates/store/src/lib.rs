@@ -159,6 +159,11 @@ pub struct Occurrence {
     pub concurrency: Concurrency,
 }
 
+/// An edit or pause discards the job's executions prepared ahead of their instant (created
+/// leased, not yet started) when the edit changes or stops the schedule; those due within this
+/// margin of the edit are left to run, as they may already be on their way.
+pub const PREPARED_DISCARD_MARGIN: chrono::TimeDelta = chrono::TimeDelta::milliseconds(50);
+
 /// What became of an occurrence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Materialized {
@@ -261,6 +266,8 @@ pub trait Store:
     /// Jobs in id (creation) order.
     async fn list_jobs(&self, workspace_id: &str, page: &PageRequest) -> StoreResult<Page<Job>>;
     /// Replaces a job's spec, `next_run_at` and `updated_at`; `NotFound` or `Conflict` on name.
+    /// When the job is paused or its `next_run_at` changes, executions prepared ahead of their
+    /// instant (see [`PREPARED_DISCARD_MARGIN`]) are deleted in the same transaction.
     async fn update_job(&self, job: &Job) -> StoreResult<()>;
     /// Pauses a job on the target's behalf (a `410 Gone`); false when there was none.
     async fn pause_job(&self, workspace_id: &str, id: &str, at: DateTime<Utc>)

@@ -318,7 +318,7 @@ pub(crate) async fn replace_job_spec(
         ..job
     };
     state.store.update_job(&updated).await?;
-    notify(state);
+    notify_edited(state, &updated.id);
     Ok(updated)
 }
 
@@ -357,7 +357,7 @@ pub(crate) async fn delete_job_by_id(
     if !state.store.delete_job(&caller.workspace_id, id).await? {
         return Err(not_found());
     }
-    notify(state);
+    notify_edited(state, id);
     Ok(())
 }
 
@@ -420,7 +420,7 @@ pub(crate) async fn pause(state: &AppState, job: Job) -> Result<Job, ApiError> {
     job.next_run_at = None;
     job.updated_at = now_ms();
     state.store.update_job(&job).await?;
-    notify(state);
+    notify_edited(state, &job.id);
     Ok(job)
 }
 
@@ -471,6 +471,15 @@ fn notify(state: &AppState) {
     // `notify_one` stores a permit when the scheduler is not waiting at this instant, so a change
     // made while it is busy is not lost.
     state.jobs_changed.notify_one();
+}
+
+/// [`notify`], and tells this process's executor that the job's executions prepared ahead of
+/// their instant may have been discarded by the change (the store deleted them).
+fn notify_edited(state: &AppState, job_id: &str) {
+    if let Some(executor) = &state.executor {
+        executor.job_edited(job_id);
+    }
+    notify(state);
 }
 
 #[cfg(test)]
