@@ -220,13 +220,13 @@ async fn sleep_until_wall(instant: DateTime<Utc>) {
 }
 
 pub async fn fire(args: &FireArgs, cronhook: Option<&Path>) -> anyhow::Result<Vec<Report>> {
-    let sink = Sink::start().await?;
-    let (ceiling_rps, _, _) = measure_ceiling(&sink, args.ceiling_seconds, 64).await?;
     if args.nodes > 1 && args.database != Database::Postgres {
         anyhow::bail!(
             "--nodes above 1 needs --database postgres (one SQLite file serves one process)"
         );
     }
+    let sink = Sink::start().await?;
+    let (ceiling_rps, _, _) = measure_ceiling(&sink, args.ceiling_seconds, 64).await?;
     let instance = Instance::start(args.database, cronhook).await?;
     let mut others = Vec::new();
     for _ in 1..args.nodes {

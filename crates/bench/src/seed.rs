@@ -43,11 +43,16 @@ pub async fn seed_idle_jobs(api: &Api, database: &FreshDatabase, count: u64) -> 
     let ids: Vec<String> = (0..copies)
         .map(|_| cronhook_core::ids::new_id(cronhook_core::ids::JOB))
         .collect();
-    if database.url.starts_with("sqlite:") {
-        copy_sqlite(&database.url, &template, &ids).await
+    let stored = if database.url.starts_with("sqlite:") {
+        copy_sqlite(&database.url, &template, &ids).await?
     } else {
-        copy_postgres(&database.url, &template, &ids).await
+        copy_postgres(&database.url, &template, &ids).await?
+    };
+    // The figures measured with these jobs mean nothing unless they are all there.
+    if stored < count {
+        anyhow::bail!("seeded {count} idle jobs but the database holds {stored} jobs");
     }
+    Ok(())
 }
 
 /// The statement's column list and select list: every column of the template, with `id` and
@@ -65,7 +70,8 @@ fn column_lists(columns: &[String], id: &str, name: &str) -> (String, String) {
     (columns.join(", "), select)
 }
 
-async fn copy_sqlite(url: &str, template: &str, ids: &[String]) -> anyhow::Result<()> {
+/// Copies the template once per id; returns the jobs stored afterwards.
+async fn copy_sqlite(url: &str, template: &str, ids: &[String]) -> anyhow::Result<u64> {
     let mut connection = sqlx::SqliteConnection::connect(url)
         .await
         .context("opening the SQLite file to seed")?;
@@ -87,10 +93,14 @@ async fn copy_sqlite(url: &str, template: &str, ids: &[String]) -> anyhow::Resul
             .context("copying idle jobs")?;
         tx.commit().await?;
     }
-    Ok(())
+    let stored: i64 = sqlx::query_scalar("select count(*) from jobs")
+        .fetch_one(&mut connection)
+        .await?;
+    Ok(u64::try_from(stored).unwrap_or(0))
 }
 
-async fn copy_postgres(url: &str, template: &str, ids: &[String]) -> anyhow::Result<()> {
+/// Copies the template once per id; returns the jobs stored afterwards.
+async fn copy_postgres(url: &str, template: &str, ids: &[String]) -> anyhow::Result<u64> {
     let mut connection = sqlx::PgConnection::connect(url)
         .await
         .context("connecting to PostgreSQL to seed")?;
@@ -114,5 +124,8 @@ async fn copy_postgres(url: &str, template: &str, ids: &[String]) -> anyhow::Res
             .await
             .context("copying idle jobs")?;
     }
-    Ok(())
+    let stored: i64 = sqlx::query_scalar("select count(*) from jobs")
+        .fetch_one(&mut connection)
+        .await?;
+    Ok(u64::try_from(stored).unwrap_or(0))
 }

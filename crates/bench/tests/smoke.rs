@@ -68,8 +68,9 @@ fn fire_runs() {
         "fire",
         "--jobs",
         "3",
+        // More than go through the API, so the bulk copy runs too.
         "--idle-jobs",
-        "10",
+        "50",
         "--duration",
         "2",
         "--ceiling-seconds",
@@ -83,6 +84,10 @@ fn fire_runs() {
             "lag_p50_ms",
             "lag_p99_ms",
             "lag_max_ms",
+            "first_lag_p50_ms",
+            "first_lag_p99_ms",
+            "worst_burst_p99_ms",
+            "burst_p99_goal_ms",
             "lost",
             "duplicated",
             "db_lost",
@@ -96,8 +101,57 @@ fn fire_runs() {
 }
 
 #[test]
+fn fire_runs_on_two_postgres_nodes() {
+    let result = run(&[
+        "fire",
+        "--database",
+        "postgres",
+        "--nodes",
+        "2",
+        "--jobs",
+        "3",
+        "--idle-jobs",
+        "30",
+        "--duration",
+        "2",
+        "--ceiling-seconds",
+        "0.5",
+    ]);
+    assert_fields(
+        &result,
+        "fire",
+        &[
+            "nodes",
+            "executions_per_s",
+            "lag_p99_ms",
+            "lost",
+            "duplicated",
+        ],
+    );
+    assert_eq!(result["nodes"], 2, "{result}");
+    assert_eq!(result["database"], "postgres", "{result}");
+}
+
+#[test]
+fn two_nodes_need_postgres() {
+    let output = Command::new(BENCH)
+        .arg("--cronhook")
+        .arg(cronhook())
+        .args(["fire", "--nodes", "2"])
+        .output()
+        .expect("cronhook-bench runs");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--database postgres"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
 fn startup_runs() {
-    let result = run(&["startup", "--idle-jobs", "10"]);
+    // More than go through the API, so the bulk copy (and its count check) runs too.
+    let result = run(&["startup", "--idle-jobs", "100"]);
     assert_fields(
         &result,
         "startup",
