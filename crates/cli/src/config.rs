@@ -60,7 +60,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service: API, dashboard, scheduler and executor (or the roles chosen with --role).
-    Serve(ServeOptions),
+    Serve(Box<ServeOptions>),
     /// Apply database migrations and exit.
     Migrate,
     /// Manage API keys.

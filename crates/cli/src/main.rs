@@ -47,7 +47,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // reqwest is built without a default crypto provider; install ring's once, first.
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
-        Command::Serve(options) => serve::serve(&cli.global, options).await,
+        Command::Serve(options) => serve::serve(&cli.global, *options).await,
         Command::Jobs(command) => jobs::run(command).await,
         Command::Backup { path } => backup::backup(&cli.global, &path).await,
         Command::Migrate => {
