@@ -275,6 +275,37 @@ impl PostgresStore {
         order.sort_by(|&a, &b| records[a].execution_id.cmp(&records[b].execution_id));
         let mut accepted = vec![false; records.len()];
         let mut tx = self.begin().await?;
+        // A success of a job with no failure streak changes nothing in its streak, which is
+        // nearly every execution: those skip the alerting rules, and so leave the job's row
+        // unlocked (a locked job row is skipped by the schedulers' claims until this commits).
+        let succeeded: Vec<&str> = records
+            .iter()
+            .filter(|record| {
+                matches!(
+                    record.next,
+                    NextStep::Finish {
+                        status: ExecutionStatus::Succeeded
+                    }
+                )
+            })
+            .map(|record| record.execution_id.as_str())
+            .collect();
+        let streaked: std::collections::HashSet<String> = if succeeded.is_empty() {
+            std::collections::HashSet::new()
+        } else {
+            sqlx::query_scalar::<_, String>(
+                "select e.id from executions e join jobs j on j.id = e.job_id
+                 where e.id = any($1)
+                   and (j.failure_streak > 0 or j.failure_streak_alerted
+                        or j.failure_streak_started_at is not null)",
+            )
+            .bind(&succeeded)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .collect()
+        };
         for index in order {
             let record = &records[index];
             let attempt = &record.attempt;
@@ -327,7 +358,10 @@ impl PostgresStore {
                 continue;
             }
             rows::insert_attempt(&mut tx, &record.execution_id, attempt).await?;
-            if let NextStep::Finish { status } = &record.next {
+            if let NextStep::Finish { status } = &record.next
+                && (*status != ExecutionStatus::Succeeded
+                    || streaked.contains(&record.execution_id))
+            {
                 alerts::on_finished(&mut tx, &record.execution_id, attempt, *status).await?;
             }
             accepted[index] = true;
