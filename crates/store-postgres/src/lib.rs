@@ -181,8 +181,9 @@ impl PostgresStore {
         // The common case (overlap allowed, one execution) in three statements for the whole
         // batch; one round trip per row made a burst of 1 000 take longer than it is prepared
         // ahead.
-        let (simple, special): (Vec<usize>, Vec<usize>) =
-            order.into_iter().partition(|&index| is_simple(&occurrences[index]));
+        let (simple, special): (Vec<usize>, Vec<usize>) = order
+            .into_iter()
+            .partition(|&index| is_simple(&occurrences[index]));
         if !simple.is_empty() {
             let batch: Vec<&Occurrence> = simple.iter().map(|&index| &occurrences[index]).collect();
             for (index, outcome) in simple
