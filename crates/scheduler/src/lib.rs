@@ -165,7 +165,7 @@ impl Scheduler {
             .await?;
         let wake_at = match window
             .iter()
-            .filter_map(|job| self.materialize_at(job))
+            .filter_map(|job| job.next_run_at.map(|due| self.materialize_at(job, due)))
             .min()
         {
             Some(earliest) => earliest,
@@ -200,12 +200,11 @@ impl Scheduler {
 
     /// When the job's next occurrence is materialized: its instant, or `prepare_ahead` before it
     /// when the local executor can hold it until then (see the crate docs).
-    fn materialize_at(&self, job: &Job) -> Option<DateTime<Utc>> {
-        let at = job.next_run_at?;
+    fn materialize_at(&self, job: &Job, due: DateTime<Utc>) -> DateTime<Utc> {
         if self.config.local_executor.is_some() && job.spec.concurrency == Concurrency::Allow {
-            Some(at - to_delta(self.config.prepare_ahead))
+            due - to_delta(self.config.prepare_ahead)
         } else {
-            Some(at)
+            due
         }
     }
 
@@ -230,11 +229,10 @@ impl Scheduler {
         let mut occurrences = Vec::new();
         let mut planned_jobs = Vec::new();
         for job in jobs {
-            let (Some(due), Some(materialize_at)) = (job.next_run_at, self.materialize_at(job))
-            else {
+            let Some(due) = job.next_run_at else {
                 continue;
             };
-            if materialize_at > now {
+            if self.materialize_at(job, due) > now {
                 continue;
             }
             let Some(schedule) = self.schedule_of(job) else {

@@ -183,7 +183,7 @@ impl PostgresStore {
         // ahead.
         let (simple, special): (Vec<usize>, Vec<usize>) = order
             .into_iter()
-            .partition(|&index| is_simple(&occurrences[index]));
+            .partition(|&index| occurrences[index].is_simple());
         if !simple.is_empty() {
             let batch: Vec<&Occurrence> = simple.iter().map(|&index| &occurrences[index]).collect();
             for (index, outcome) in simple
@@ -281,14 +281,7 @@ impl PostgresStore {
         // unlocked (a locked job row is skipped by the schedulers' claims until this commits).
         let succeeded: Vec<&str> = records
             .iter()
-            .filter(|record| {
-                matches!(
-                    record.next,
-                    NextStep::Finish {
-                        status: ExecutionStatus::Succeeded
-                    }
-                )
-            })
+            .filter(|record| record.succeeds())
             .map(|record| record.execution_id.as_str())
             .collect();
         let streaked: std::collections::HashSet<String> = if succeeded.is_empty() {
@@ -568,12 +561,7 @@ const INSERT_EXECUTION_ONCE: &str = "insert into executions
     where id = $9 and workspace_id = $10
     on conflict (job_id, scheduled_for) do nothing";
 
-/// An occurrence [`materialize_simple`] can take: overlap allowed, exactly one execution.
-fn is_simple(occurrence: &Occurrence) -> bool {
-    occurrence.concurrency == Concurrency::Allow && occurrence.executions.len() == 1
-}
-
-/// Materializes simple occurrences (see [`is_simple`], sorted by job id) in three statements:
+/// Materializes simple occurrences (see [`Occurrence::is_simple`], sorted by job id) in three statements:
 /// lock the jobs in id order, one compare-and-set of every job's `next_run_at`, one insert of
 /// the executions of the jobs it advanced. The same rules as the one-by-one path: a job not
 /// advanced, or an occurrence that exists already, is superseded.

@@ -369,14 +369,7 @@ async fn record_wave(
         .collect();
     let succeeded: Vec<&str> = finished
         .iter()
-        .filter(|r| {
-            matches!(
-                r.next,
-                NextStep::Finish {
-                    status: ExecutionStatus::Succeeded
-                }
-            )
-        })
+        .filter(|r| r.succeeds())
         .map(|r| r.execution_id.as_str())
         .collect();
     let streaked: std::collections::HashSet<String> = if succeeded.is_empty() {
@@ -407,12 +400,7 @@ async fn record_wave(
     Ok(accepted)
 }
 
-/// An occurrence [`materialize_simple`] can take: overlap allowed, exactly one execution.
-fn is_simple(occurrence: &Occurrence) -> bool {
-    occurrence.concurrency == Concurrency::Allow && occurrence.executions.len() == 1
-}
-
-/// Materializes simple occurrences (see [`is_simple`]) in two statements: one compare-and-set
+/// Materializes simple occurrences (see [`Occurrence::is_simple`]) in two statements: one compare-and-set
 /// of every job's `next_run_at`, one insert of the executions of the jobs it advanced. The same
 /// rules as the one-by-one path: a job not advanced, or an occurrence that exists already, is
 /// superseded.
@@ -985,7 +973,7 @@ impl Store for SqliteStore {
         // batch; per-row statements cost a round trip each and made a burst of 1 000 take
         // ~100 ms.
         let (simple, special): (Vec<usize>, Vec<usize>) =
-            (0..occurrences.len()).partition(|&index| is_simple(&occurrences[index]));
+            (0..occurrences.len()).partition(|&index| occurrences[index].is_simple());
         let mut outcomes = vec![Materialized::Superseded; occurrences.len()];
         if !simple.is_empty() {
             let batch: Vec<&Occurrence> = simple.iter().map(|&index| &occurrences[index]).collect();

@@ -164,6 +164,14 @@ pub struct Occurrence {
 /// margin of the edit are left to run, as they may already be on their way.
 pub const PREPARED_DISCARD_MARGIN: chrono::TimeDelta = chrono::TimeDelta::milliseconds(50);
 
+impl Occurrence {
+    /// Overlap allowed and exactly one execution: nothing to check or cancel besides the
+    /// compare-and-set, so stores may materialize a batch of these in a few statements.
+    pub fn is_simple(&self) -> bool {
+        self.concurrency == Concurrency::Allow && self.executions.len() == 1
+    }
+}
+
 /// What became of an occurrence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Materialized {
@@ -213,6 +221,19 @@ pub struct AttemptRecord {
     pub node_id: String,
     pub attempt: Attempt,
     pub next: NextStep,
+}
+
+impl AttemptRecord {
+    /// Whether this record ends its execution as succeeded: the one outcome that leaves a job
+    /// with no failure streak exactly as it was, so stores skip the alerting rules for it.
+    pub fn succeeds(&self) -> bool {
+        matches!(
+            self.next,
+            NextStep::Finish {
+                status: ExecutionStatus::Succeeded
+            }
+        )
+    }
 }
 
 /// Filters for listing a job's executions.
