@@ -8,6 +8,10 @@ mod sink;
 
 use std::path::PathBuf;
 
+/// The same allocator as `cronhook`, so the ceiling's client and sink pay what cronhook pays.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
 

@@ -230,21 +230,23 @@ impl HttpClients {
     pub(crate) async fn send(&self, request: Outbound) -> Captured {
         let started = Instant::now();
         let mut captured = Captured::default();
-        if let Err(error) = validate_target_url(&request.url, "request.url", &self.targets) {
-            captured.error = Some(AttemptError {
-                kind: ErrorKind::BlockedTarget,
-                message: format!("request.url {}", error.message),
-            });
-            return captured;
-        }
+        // Parsed once, here; the client takes the parsed URL as it is.
+        let url = match validate_target_url(&request.url, "request.url", &self.targets) {
+            Ok(url) => url,
+            Err(error) => {
+                captured.error = Some(AttemptError {
+                    kind: ErrorKind::BlockedTarget,
+                    message: format!("request.url {}", error.message),
+                });
+                return captured;
+            }
+        };
         let client = if request.follow_redirects {
             &self.following
         } else {
             &self.direct
         };
-        let mut builder = client
-            .request(request.method, &request.url)
-            .headers(request.headers);
+        let mut builder = client.request(request.method, url).headers(request.headers);
         if let Some(body) = request.body {
             builder = builder.body(body);
         }

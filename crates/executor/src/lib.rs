@@ -11,6 +11,7 @@
 //! taken over by another node once its lease runs out.
 
 mod http;
+mod instants;
 pub mod signing;
 pub mod telemetry;
 
@@ -107,6 +108,8 @@ pub enum ExecutorError {
     InvalidConfig(String),
     #[error("cannot build the HTTP client")]
     Client(#[source] reqwest::Error),
+    #[error("cannot start the thread that releases prepared executions")]
+    Thread(#[source] std::io::Error),
 }
 
 /// Counts shared by the executor and its handles.
@@ -164,6 +167,8 @@ struct Shared {
     counters: Arc<Counters>,
     workspaces: Mutex<HashMap<String, (Instant, Arc<Workspace>)>>,
     writes: mpsc::UnboundedSender<WriteRequest>,
+    /// Where executions prepared ahead wait for their instant.
+    gates: instants::InstantGates,
 }
 
 /// Sends the requests of the executions this node holds. Made by [`Executor::new`], driven by
@@ -288,6 +293,8 @@ impl Executor {
             ));
         }
         let http = http::HttpClients::new(&config.targets).map_err(ExecutorError::Client)?;
+        let gates =
+            instants::InstantGates::start(config.clock.clone()).map_err(ExecutorError::Thread)?;
         let (inbox_tx, inbox) = mpsc::unbounded_channel();
         let (writes_tx, writes) = mpsc::unbounded_channel();
         let wake = Arc::new(Notify::new());
@@ -317,6 +324,7 @@ impl Executor {
             counters,
             workspaces: Mutex::new(HashMap::new()),
             writes: writes_tx,
+            gates,
         });
         Ok((
             Executor {
@@ -584,23 +592,21 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
     if number == 1 && !execution.interrupted {
         // Prepared ahead by the scheduler: hold it until its instant.
         let handed_over = Instant::now();
-        let wait = (execution.scheduled_for - shared.config.clock.now())
-            .to_std()
-            .unwrap_or(Duration::ZERO);
-        if !wait.is_zero() {
+        if execution.scheduled_for > shared.config.clock.now() {
             let Some(workspace) = workspace_for(&shared, &execution.workspace_id, &stop).await
             else {
                 return;
             };
             prepared = outbound_for(&execution, number, &workspace, execution.scheduled_for).ok();
             let _sleeping = CountGuard::enter(&shared.counters.sleeping);
+            let instant = shared.gates.gate(execution.scheduled_for);
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = cancelled.cancelled() => {
                     telemetry::execution_finished(execution.trigger, ExecutionStatus::Cancelled);
                     return;
                 }
-                () = tokio::time::sleep(wait) => {}
+                () = instant.cancelled() => {}
             }
             if edited_since(&shared, &execution.job_id, handed_over)
                 && !still_stands(&shared, &execution).await
@@ -694,7 +700,9 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
                 telemetry::execution_finished(execution.trigger, ExecutionStatus::Cancelled);
                 return;
             }
-            outcome = make_attempt(&shared, &execution, number, &workspace, body_regex.as_ref(), prepared.take()) => outcome,
+            // Boxed: the request's future is most of the task's size, and a smaller task is
+            // cheaper to spawn and to move.
+            outcome = Box::pin(make_attempt(&shared, &execution, number, &workspace, body_regex.as_ref(), prepared.take())) => outcome,
         };
         drop(permit);
         drop(workspace_permit);
@@ -947,7 +955,9 @@ struct AttemptOutcome {
     retry_after: Option<Duration>,
 }
 
-#[tracing::instrument(skip_all, fields(execution_id = %execution.id, job_id = %execution.job_id, attempt = number))]
+// A debug span: at the default level the per-attempt span costs more than the request's
+// signing; the one info event below names the execution itself.
+#[tracing::instrument(level = "debug", skip_all, fields(execution_id = %execution.id, job_id = %execution.job_id, attempt = number))]
 async fn make_attempt(
     shared: &Shared,
     execution: &ClaimedExecution,
@@ -992,6 +1002,9 @@ async fn make_attempt(
             debug!(status, duration_ms = captured.total_ms, "attempt succeeded")
         }
         (Some(failure), status) => info!(
+            execution_id = %execution.id,
+            job_id = %execution.job_id,
+            attempt = number,
             status,
             error_kind = ?failure.kind,
             duration_ms = captured.total_ms,

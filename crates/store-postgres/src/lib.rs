@@ -1194,8 +1194,10 @@ impl Store for PostgresStore {
         let until = ms(until);
         let done = retrying(move || async move {
             sqlx::query(
-                "update executions set lease_until = greatest(lease_until, $1)
-                 where locked_by = $2 and status in ('running', 'retrying')",
+                // Only the leases that end sooner (see the SQLite store).
+                "update executions set lease_until = $1
+                 where locked_by = $2 and status in ('running', 'retrying')
+                   and (lease_until is null or lease_until < $1)",
             )
             .bind(until)
             .bind(node_id)

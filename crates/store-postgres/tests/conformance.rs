@@ -36,6 +36,7 @@ conformance_tests!(
     pagination_walks_every_item_once,
     materialize_is_exactly_once,
     materialize_skips_when_the_job_changed,
+    large_batches_are_written_whole,
     edits_discard_prepared_executions,
     forbid_records_skipped,
     replace_cancels_unfinished,

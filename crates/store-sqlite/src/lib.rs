@@ -45,6 +45,7 @@ macro_rules! attempt_columns {
 
 mod alerts;
 mod api_keys;
+mod batch;
 mod convert;
 mod maintenance;
 mod nodes;
@@ -136,7 +137,14 @@ impl SqliteStore {
         // in the file), so the readers find it ready.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone().journal_mode(SqliteJournalMode::Wal))
+            .connect_with(
+                options
+                    .clone()
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // Room for every write statement, batch shapes included (see `batch`), so
+                    // none is evicted and prepared again under load.
+                    .statement_cache_capacity(512),
+            )
             .await
             .map_err(db_err)?;
         let reader = SqlitePoolOptions::new()
@@ -268,6 +276,41 @@ const INSERT_EXECUTION_ONCE: &str = "insert into executions
     select ?, workspace_id, id, ?, ?, ?, ?, ?, ?, ? from jobs where id = ? and workspace_id = ?
     on conflict (job_id, scheduled_for) do nothing";
 
+/// The fence of a retry: only the lease holder, only the next attempt number. A retrying
+/// execution is still held by the node that will make its next attempt. Rows: execution id,
+/// attempt number, started at, run at, lease until, node id.
+const RECORD_RETRIES: batch::RowsStatement = batch::RowsStatement {
+    head: "update executions
+               set attempt_count = r.column2, status = 'retrying', run_at = r.column4,
+                   lease_until = r.column5,
+                   started_at = coalesce(executions.started_at, r.column3)
+               from (values",
+    columns: 6,
+    tail: ") r
+               where executions.id = r.column1 and executions.locked_by = r.column6
+                 and executions.attempt_count = r.column2 - 1
+                 and executions.status in ('running', 'retrying')
+               returning executions.id",
+};
+
+/// The fence of a last attempt, as [`RECORD_RETRIES`]'. Rows: execution id, attempt number,
+/// started at, finished at, status, node id.
+const RECORD_FINISHES: batch::RowsStatement = batch::RowsStatement {
+    head: "update executions
+               set attempt_count = f.column2, status = f.column5, locked_by = null,
+                   lease_until = null,
+                   started_at = coalesce(executions.started_at, f.column3),
+                   finished_at = f.column4,
+                   duration_ms = f.column4 - coalesce(executions.started_at, f.column3)
+               from (values",
+    columns: 6,
+    tail: ") f
+               where executions.id = f.column1 and executions.locked_by = f.column6
+                 and executions.attempt_count = f.column2 - 1
+                 and executions.status in ('running', 'retrying')
+               returning executions.id",
+};
+
 /// Records attempts of distinct executions in a few statements (see `record_attempts`).
 async fn record_wave(
     tx: &mut Transaction<'static, Sqlite>,
@@ -286,79 +329,62 @@ async fn record_wave(
             NextStep::Retry {
                 run_at,
                 lease_until,
-            } => retries.push(serde_json::json!([
-                record.execution_id,
-                attempt.number,
-                started_at,
-                ms(*run_at),
-                ms(*lease_until),
-                record.node_id,
-            ])),
-            NextStep::Finish { status } => finishes.push(serde_json::json!([
-                record.execution_id,
-                attempt.number,
+            } => retries.push((record, started_at, ms(*run_at), ms(*lease_until))),
+            NextStep::Finish { status } => finishes.push((
+                record,
                 started_at,
                 started_at.saturating_add(duration_ms),
                 enum_text(status)?,
-                record.node_id,
-            ])),
+            )),
         }
     }
-    // The fence: only the lease holder, only the next attempt number. A retrying execution
-    // is still held by the node that will make its next attempt.
     let mut accepted_ids: std::collections::HashSet<String> = std::collections::HashSet::new();
     if !retries.is_empty() {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "update executions
-                 set attempt_count = r.value ->> 1, status = 'retrying', run_at = r.value ->> 3,
-                     lease_until = r.value ->> 4,
-                     started_at = coalesce(executions.started_at, r.value ->> 2)
-                 from json_each(?) r
-                 where executions.id = r.value ->> 0 and executions.locked_by = r.value ->> 5
-                   and executions.attempt_count = (r.value ->> 1) - 1
-                   and executions.status in ('running', 'retrying')
-                 returning executions.id",
-        )
-        .bind(to_json(&retries)?)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(db_err)?;
+        let ids = RECORD_RETRIES
+            .fetch_strings(
+                tx,
+                retries,
+                |query, (record, started_at, run_at, lease_until)| {
+                    query
+                        .bind(record.execution_id.as_str())
+                        .bind(i64::from(record.attempt.number))
+                        .bind(started_at)
+                        .bind(run_at)
+                        .bind(lease_until)
+                        .bind(record.node_id.as_str())
+                },
+            )
+            .await?;
         accepted_ids.extend(ids);
     }
     if !finishes.is_empty() {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "update executions
-                 set attempt_count = f.value ->> 1, status = f.value ->> 4, locked_by = null,
-                     lease_until = null,
-                     started_at = coalesce(executions.started_at, f.value ->> 2),
-                     finished_at = f.value ->> 3,
-                     duration_ms = (f.value ->> 3) - coalesce(executions.started_at, f.value ->> 2)
-                 from json_each(?) f
-                 where executions.id = f.value ->> 0 and executions.locked_by = f.value ->> 5
-                   and executions.attempt_count = (f.value ->> 1) - 1
-                   and executions.status in ('running', 'retrying')
-                 returning executions.id",
-        )
-        .bind(to_json(&finishes)?)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(db_err)?;
+        let ids = RECORD_FINISHES
+            .fetch_strings(
+                tx,
+                finishes,
+                |query, (record, started_at, finished_at, status)| {
+                    query
+                        .bind(record.execution_id.as_str())
+                        .bind(i64::from(record.attempt.number))
+                        .bind(started_at)
+                        .bind(finished_at)
+                        .bind(status)
+                        .bind(record.node_id.as_str())
+                },
+            )
+            .await?;
         accepted_ids.extend(ids);
     }
     let accepted: Vec<bool> = records
         .iter()
         .map(|record| accepted_ids.contains(&record.execution_id))
         .collect();
-    let mut attempt_rows = Vec::with_capacity(accepted_ids.len());
-    for record in records
+    let attempts: Vec<(&str, &cronhook_core::Attempt)> = records
         .iter()
         .filter(|r| accepted_ids.contains(&r.execution_id))
-    {
-        attempt_rows.push(rows::attempt_json(&record.execution_id, &record.attempt)?);
-    }
-    if !attempt_rows.is_empty() {
-        rows::insert_attempts(tx, &attempt_rows).await?;
-    }
+        .map(|r| (r.execution_id.as_str(), &r.attempt))
+        .collect();
+    rows::insert_attempts(tx, &attempts).await?;
     // Failure streaks: a success of a job with no streak changes nothing, which is nearly
     // every execution; only the others go through the alerting rules one by one.
     let finished: Vec<&AttemptRecord> = records
@@ -400,6 +426,34 @@ async fn record_wave(
     Ok(accepted)
 }
 
+/// The compare-and-set of simple occurrences' jobs. Rows: job id, expected `next_run_at`, new
+/// `next_run_at`.
+const ADVANCE_JOBS: batch::RowsStatement = batch::RowsStatement {
+    head: "update jobs set next_run_at = j.column3
+           from (values",
+    columns: 3,
+    tail: ") j
+           where jobs.id = j.column1 and jobs.paused = 0 and jobs.next_run_at = j.column2
+           returning jobs.id",
+};
+
+/// The executions of simple occurrences whose job advanced; the join makes a job of another
+/// workspace behave as absent. Rows: id, workspace id, job id, scheduled for, trigger, status,
+/// run at, locked by, lease until.
+const INSERT_SIMPLE_EXECUTIONS: batch::RowsStatement = batch::RowsStatement {
+    head: "insert into executions
+              (id, workspace_id, job_id, scheduled_for, trigger, status, run_at, locked_by,
+               lease_until)
+           select e.column1, jobs.workspace_id, jobs.id, e.column4, e.column5, e.column6,
+                  e.column7, e.column8, e.column9
+           from (values",
+    columns: 9,
+    tail: ") e join jobs on jobs.id = e.column3 and jobs.workspace_id = e.column2
+           where true
+           on conflict (job_id, scheduled_for) do nothing
+           returning job_id",
+};
+
 /// Materializes simple occurrences (see [`Occurrence::is_simple`]) in two statements: one compare-and-set
 /// of every job's `next_run_at`, one insert of the executions of the jobs it advanced. The same
 /// rules as the one-by-one path: a job not advanced, or an occurrence that exists already, is
@@ -408,26 +462,14 @@ async fn materialize_simple(
     conn: &mut sqlx::SqliteConnection,
     occurrences: &[&Occurrence],
 ) -> StoreResult<Vec<Materialized>> {
-    let advance: Vec<(&str, i64, Option<i64>)> = occurrences
-        .iter()
-        .map(|o| {
-            (
-                o.job_id.as_str(),
-                ms(o.expected_next_run_at),
-                opt_ms(o.new_next_run_at),
-            )
+    let advanced = ADVANCE_JOBS
+        .fetch_strings(conn, occurrences.to_vec(), |query, occurrence| {
+            query
+                .bind(occurrence.job_id.as_str())
+                .bind(ms(occurrence.expected_next_run_at))
+                .bind(opt_ms(occurrence.new_next_run_at))
         })
-        .collect();
-    let advanced: Vec<String> = sqlx::query_scalar(
-        "update jobs set next_run_at = j.value ->> 2
-         from json_each(?) j
-         where jobs.id = j.value ->> 0 and jobs.paused = 0 and jobs.next_run_at = j.value ->> 1
-         returning jobs.id",
-    )
-    .bind(to_json(&advance)?)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_err)?;
+        .await?;
     if advanced.is_empty() {
         return Ok(vec![Materialized::Superseded; occurrences.len()]);
     }
@@ -440,34 +482,27 @@ async fn materialize_simple(
             continue;
         }
         let execution = &occurrence.executions[0];
-        let lease = execution.lease.as_ref();
-        rows.push(serde_json::json!([
-            execution.id,
-            execution.workspace_id,
-            execution.job_id,
-            ms(execution.scheduled_for),
-            enum_text(&execution.trigger)?,
-            if lease.is_some() { &running } else { &queued },
-            ms(execution.run_at),
-            lease.map(|lease| lease.node_id.as_str()),
-            lease.map(|lease| ms(lease.until)),
-        ]));
+        rows.push((execution, enum_text(&execution.trigger)?));
     }
-    let inserted: Vec<String> = sqlx::query_scalar(
-        "insert into executions
-            (id, workspace_id, job_id, scheduled_for, trigger, status, run_at, locked_by,
-             lease_until)
-         select e.value ->> 0, jobs.workspace_id, jobs.id, e.value ->> 3, e.value ->> 4,
-                e.value ->> 5, e.value ->> 6, e.value ->> 7, e.value ->> 8
-         from json_each(?) e join jobs on jobs.id = e.value ->> 2 and jobs.workspace_id = e.value ->> 1
-         where true
-         on conflict (job_id, scheduled_for) do nothing
-         returning job_id",
-    )
-    .bind(to_json(&rows)?)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_err)?;
+    let inserted = INSERT_SIMPLE_EXECUTIONS
+        .fetch_strings(conn, rows, |query, (execution, trigger)| {
+            let lease = execution.lease.as_ref();
+            query
+                .bind(execution.id.as_str())
+                .bind(execution.workspace_id.as_str())
+                .bind(execution.job_id.as_str())
+                .bind(ms(execution.scheduled_for))
+                .bind(trigger)
+                .bind(if lease.is_some() {
+                    running.as_str()
+                } else {
+                    queued.as_str()
+                })
+                .bind(ms(execution.run_at))
+                .bind(lease.map(|lease| lease.node_id.as_str()))
+                .bind(lease.map(|lease| ms(lease.until)))
+        })
+        .await?;
     let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
     Ok(occurrences
         .iter()
@@ -558,7 +593,7 @@ async fn cancel_unfinished(
             redirect_location: None,
             timing: Default::default(),
         };
-        rows::insert_attempts(tx, &[rows::attempt_json(&execution_id, &attempt)?]).await?;
+        rows::insert_attempts(tx, &[(&execution_id, &attempt)]).await?;
     }
     sqlx::query(
         "update executions
@@ -1128,8 +1163,12 @@ impl Store for SqliteStore {
     async fn renew_leases(&self, node_id: &str, until: DateTime<Utc>) -> StoreResult<u64> {
         let mut tx = self.write().await?;
         let done = sqlx::query(
-            "update executions set lease_until = max(coalesce(lease_until, ?1), ?1)
-             where locked_by = ?2 and status in ('running', 'retrying')",
+            // Only the leases that end sooner: executions prepared ahead were leased long
+            // enough at creation, and rewriting a whole burst's rows every renewal held up the
+            // next burst.
+            "update executions set lease_until = ?1
+             where locked_by = ?2 and status in ('running', 'retrying')
+               and (lease_until is null or lease_until < ?1)",
         )
         .bind(ms(until))
         .bind(node_id)

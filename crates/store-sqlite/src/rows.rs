@@ -5,6 +5,7 @@ use cronhook_store::{ApiKey, ClaimedExecution, StoreResult, User, Workspace};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
+use crate::batch::RowsStatement;
 use crate::convert::{
     db_err, enum_from_text, enum_text, from_json, from_ms, ms, opt_from_ms, signed, to_json,
     unsigned,
@@ -155,50 +156,64 @@ pub(crate) fn attempt_from_row(row: &SqliteRow) -> StoreResult<(String, Attempt)
     Ok((execution_id, attempt))
 }
 
-/// One attempt as a row of [`insert_attempts`]' json array, in its column order.
-pub(crate) fn attempt_json(
-    execution_id: &str,
-    attempt: &Attempt,
-) -> StoreResult<serde_json::Value> {
-    let error_kind = attempt
-        .error
-        .as_ref()
-        .map(|error| enum_text(&error.kind))
-        .transpose()?;
-    Ok(serde_json::json!([
-        execution_id,
-        attempt.number,
-        ms(attempt.started_at),
-        signed(attempt.duration_ms, "attempt duration")?,
-        attempt.status_code,
-        error_kind,
-        attempt.error.as_ref().map(|error| error.message.as_str()),
-        to_json(&attempt.response_headers)?,
-        attempt.response_body.as_deref(),
-        i64::from(attempt.response_body_truncated),
-        attempt.redirect_location.as_deref(),
-        to_json(&attempt.timing)?,
-    ]))
-}
-
-/// Inserts attempts made by [`attempt_json`], in one statement.
-pub(crate) async fn insert_attempts(
-    conn: &mut sqlx::SqliteConnection,
-    rows: &[serde_json::Value],
-) -> StoreResult<()> {
-    sqlx::query(
-        "insert into attempts
+/// The statement [`insert_attempts`] runs.
+const INSERT_ATTEMPTS: RowsStatement = RowsStatement {
+    head: "insert into attempts
             (execution_id, number, started_at, duration_ms, status_code, error_kind,
              error_message, response_headers, response_body, response_body_truncated,
              redirect_location, timing)
-         select a.value ->> 0, a.value ->> 1, a.value ->> 2, a.value ->> 3, a.value ->> 4,
-                a.value ->> 5, a.value ->> 6, a.value ->> 7, a.value ->> 8, a.value ->> 9,
-                a.value ->> 10, a.value ->> 11
-         from json_each(?) a",
-    )
-    .bind(to_json(&rows)?)
-    .execute(conn)
-    .await
-    .map_err(db_err)?;
-    Ok(())
+         values",
+    columns: 12,
+    tail: "",
+};
+
+/// Inserts the attempts of the given executions, a few statements for the whole batch.
+pub(crate) async fn insert_attempts(
+    conn: &mut sqlx::SqliteConnection,
+    attempts: &[(&str, &Attempt)],
+) -> StoreResult<()> {
+    // Encoded first, so a value that cannot be stored fails before anything is written.
+    let mut rows = Vec::with_capacity(attempts.len());
+    for (execution_id, attempt) in attempts {
+        rows.push(AttemptRow {
+            execution_id,
+            attempt,
+            duration_ms: signed(attempt.duration_ms, "attempt duration")?,
+            error_kind: attempt
+                .error
+                .as_ref()
+                .map(|error| enum_text(&error.kind))
+                .transpose()?,
+            response_headers: to_json(&attempt.response_headers)?,
+            timing: to_json(&attempt.timing)?,
+        });
+    }
+    INSERT_ATTEMPTS
+        .execute(conn, rows, |query, row| {
+            let attempt = row.attempt;
+            query
+                .bind(row.execution_id)
+                .bind(i64::from(attempt.number))
+                .bind(ms(attempt.started_at))
+                .bind(row.duration_ms)
+                .bind(attempt.status_code.map(i64::from))
+                .bind(row.error_kind)
+                .bind(attempt.error.as_ref().map(|error| error.message.as_str()))
+                .bind(row.response_headers)
+                .bind(attempt.response_body.as_deref())
+                .bind(i64::from(attempt.response_body_truncated))
+                .bind(attempt.redirect_location.as_deref())
+                .bind(row.timing)
+        })
+        .await
+}
+
+/// One attempt of [`insert_attempts`], its columns that need encoding encoded.
+struct AttemptRow<'a> {
+    execution_id: &'a str,
+    attempt: &'a Attempt,
+    duration_ms: i64,
+    error_kind: Option<String>,
+    response_headers: String,
+    timing: String,
 }

@@ -27,6 +27,7 @@ pub async fn run_all(store: &dyn Store) {
     pagination_walks_every_item_once(store).await;
     materialize_is_exactly_once(store).await;
     materialize_skips_when_the_job_changed(store).await;
+    large_batches_are_written_whole(store).await;
     edits_discard_prepared_executions(store).await;
     forbid_records_skipped(store).await;
     replace_cancels_unfinished(store).await;
@@ -679,6 +680,95 @@ pub async fn materialize_is_exactly_once(store: &dyn Store) {
         .expect("read")
         .expect("the job exists");
     assert_eq!(done.next_run_at, None, "nothing left to fire");
+}
+
+/// Batches larger than any one statement a store binds (hundreds of occurrences and records,
+/// with stale and superseded ones mixed in) are written whole, each outcome in its place.
+pub async fn large_batches_are_written_whole(store: &dyn Store) {
+    const JOBS: usize = 300;
+    let workspace = new_workspace(store).await;
+    let node_id = node("batch");
+    let t = now() + secs(86_400);
+    let mut jobs = Vec::with_capacity(JOBS);
+    for n in 0..JOBS {
+        jobs.push(insert_job(store, &workspace, &format!("batch-{n}"), Some(t)).await);
+    }
+    let held = lease(&node_id, t + secs(600));
+    let occurrences: Vec<Occurrence> = jobs
+        .iter()
+        .enumerate()
+        .map(|(n, job)| {
+            // Every tenth expects a `next_run_at` the job does not have: superseded.
+            let expected = if n % 10 == 9 { t + secs(1) } else { t };
+            let mut occurrence = occurrence(job, expected, Some(t + secs(60)), Concurrency::Allow);
+            occurrence.executions[0].lease = Some(held.clone());
+            occurrence
+        })
+        .collect();
+    let outcomes = materialize(store, &occurrences).await;
+    for (n, outcome) in outcomes.iter().enumerate() {
+        let expected = if n % 10 == 9 {
+            Materialized::Superseded
+        } else {
+            Materialized::Created
+        };
+        assert_eq!(*outcome, expected, "occurrence {n}");
+    }
+
+    // Odd ones retry, even ones finish; every seventh comes from a node without the lease.
+    let created: Vec<(usize, &Occurrence)> = occurrences
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| n % 10 != 9)
+        .collect();
+    let records: Vec<AttemptRecord> = created
+        .iter()
+        .map(|(n, occurrence)| {
+            let id = &occurrence.executions[0].id;
+            let from = if n % 7 == 0 { "another-node" } else { &node_id };
+            let mut attempt = answered(1, t, 200);
+            attempt.response_body = Some(format!("body of {n} with \"quotes\" and ünïcode"));
+            if n % 2 == 1 {
+                retry(id, from, attempt, t + secs(5), t + secs(600))
+            } else {
+                finish(id, from, attempt, ExecutionStatus::Succeeded)
+            }
+        })
+        .collect();
+    let accepted = record(store, &records).await;
+    assert_eq!(accepted.len(), records.len());
+    for ((n, occurrence), accepted) in created.iter().zip(&accepted) {
+        assert_eq!(*accepted, n % 7 != 0, "record of occurrence {n}");
+        let stored = store
+            .execution(&workspace.id, &occurrence.executions[0].id)
+            .await
+            .expect("read an execution")
+            .expect("the execution exists");
+        let expected_status = match (n % 7 == 0, n % 2 == 1) {
+            (true, _) => ExecutionStatus::Running,
+            (false, true) => ExecutionStatus::Retrying,
+            (false, false) => ExecutionStatus::Succeeded,
+        };
+        assert_eq!(stored.status, expected_status, "occurrence {n}");
+        if n % 7 == 0 {
+            assert!(
+                stored.attempts.is_empty(),
+                "a refused record leaves no attempt"
+            );
+        } else {
+            assert_eq!(stored.attempts.len(), 1, "occurrence {n}");
+            assert_eq!(
+                stored.attempts[0].response_body.as_deref(),
+                Some(format!("body of {n} with \"quotes\" and ünïcode").as_str())
+            );
+            assert_eq!(
+                stored.attempts[0].response_headers,
+                answered(1, t, 200).response_headers
+            );
+        }
+    }
+    let job_refs: Vec<&Job> = jobs.iter().collect();
+    delete_jobs(store, &workspace, &job_refs).await;
 }
 
 /// An occurrence whose job was edited, paused or deleted since it was read writes nothing;
@@ -1760,10 +1850,14 @@ pub async fn leases_are_renewed(store: &dyn Store) {
             .expect("renew"),
         2
     );
-    store
-        .renew_leases(&holder, e + secs(30))
-        .await
-        .expect("renew to an earlier instant");
+    assert_eq!(
+        store
+            .renew_leases(&holder, e + secs(30))
+            .await
+            .expect("renew to an earlier instant"),
+        0,
+        "leases lasting longer already are left alone"
+    );
     assert!(
         claim_own(store, &workspace, &other, e + secs(600), e + secs(45), 10)
             .await

@@ -344,7 +344,8 @@ pub trait Store:
     /// no channel of the workspace are passed over), and pauses the job when the streak reaches
     /// `auto_disable_after_failures` or the attempt was answered `410 Gone`.
     async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<Vec<bool>>;
-    /// Extends every running or retrying lease held by `node_id` to at least `until`.
+    /// Extends every running or retrying lease held by `node_id` to at least `until`; returns
+    /// how many were extended (a lease that lasts until then already is left alone, unwritten).
     async fn renew_leases(&self, node_id: &str, until: DateTime<Utc>) -> StoreResult<u64>;
     async fn execution(&self, workspace_id: &str, id: &str) -> StoreResult<Option<Execution>>;
     /// A job's executions, newest first, with their attempts.
