@@ -166,6 +166,8 @@ struct Shared {
     workspace_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     counters: Arc<Counters>,
     workspaces: Mutex<HashMap<String, (Instant, Arc<Workspace>)>>,
+    /// Per workspace, held while one task reads it from the store.
+    workspace_fetches: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     writes: mpsc::UnboundedSender<WriteRequest>,
     /// Where executions prepared ahead wait for their instant.
     gates: instants::InstantGates,
@@ -323,6 +325,7 @@ impl Executor {
             workspace_slots: Mutex::new(HashMap::new()),
             counters,
             workspaces: Mutex::new(HashMap::new()),
+            workspace_fetches: Mutex::new(HashMap::new()),
             writes: writes_tx,
             gates,
         });
@@ -589,6 +592,9 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
     // The first attempt's request, built while waiting for the instant so that a burst of
     // occurrences due together costs only the sending at the instant.
     let mut prepared = None;
+    // The workspace that signed it, so the instant does not wait for a workspace read (the
+    // cache entry may expire in between, and then a whole burst would read it at once).
+    let mut prepared_with = None;
     if number == 1 && !execution.interrupted {
         // Prepared ahead by the scheduler: hold it until its instant.
         let handed_over = Instant::now();
@@ -598,6 +604,7 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
                 return;
             };
             prepared = outbound_for(&execution, number, &workspace, execution.scheduled_for).ok();
+            prepared_with = Some(workspace);
             let _sleeping = CountGuard::enter(&shared.counters.sleeping);
             let instant = shared.gates.gate(execution.scheduled_for);
             tokio::select! {
@@ -668,8 +675,12 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
     });
 
     loop {
-        let Some(workspace) = workspace_for(&shared, &execution.workspace_id, &stop).await else {
-            return;
+        let workspace = match prepared_with.take() {
+            Some(workspace) => workspace,
+            None => match workspace_for(&shared, &execution.workspace_id, &stop).await {
+                Some(workspace) => workspace,
+                None => return,
+            },
         };
         let queued = telemetry::GaugeGuard::queued();
         // The workspace's slot first, so executions waiting on their own workspace's cap hold
@@ -811,6 +822,28 @@ async fn still_stands(shared: &Shared, execution: &ClaimedExecution) -> bool {
 }
 
 impl Shared {
+    /// The workspace, when fetched less than [`WORKSPACE_CACHE_TTL`] ago.
+    fn cached_workspace(&self, workspace_id: &str) -> Option<Arc<Workspace>> {
+        let cache = self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(workspace_id)
+            .filter(|(fetched, _)| fetched.elapsed() < WORKSPACE_CACHE_TTL)
+            .map(|(_, workspace)| workspace.clone())
+    }
+
+    /// The lock that lets one task at a time read a workspace from the store.
+    fn workspace_fetch(&self, workspace_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut fetches = self
+            .workspace_fetches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if fetches.len() > 10_000 {
+            // Only locks nobody waits on or holds.
+            fetches.retain(|_, lock| Arc::strong_count(lock) > 1);
+        }
+        fetches.entry(workspace_id.to_owned()).or_default().clone()
+    }
+
     /// The semaphore of a workspace's slots on this node, made on first use.
     fn workspace_slots(&self, workspace_id: &str) -> Arc<Semaphore> {
         let mut slots = self
@@ -911,11 +944,18 @@ async fn workspace_for(
     workspace_id: &str,
     stop: &CancellationToken,
 ) -> Option<Arc<Workspace>> {
-    if let Ok(cache) = shared.workspaces.lock()
-        && let Some((fetched, workspace)) = cache.get(workspace_id)
-        && fetched.elapsed() < WORKSPACE_CACHE_TTL
-    {
-        return Some(workspace.clone());
+    if let Some(workspace) = shared.cached_workspace(workspace_id) {
+        return Some(workspace);
+    }
+    // One read per workspace at a time: a burst that finds the entry expired waits for one read
+    // instead of making a thousand.
+    let fetching = shared.workspace_fetch(workspace_id);
+    let _fetching = tokio::select! {
+        () = stop.cancelled() => return None,
+        guard = fetching.lock() => guard,
+    };
+    if let Some(workspace) = shared.cached_workspace(workspace_id) {
+        return Some(workspace);
     }
     let mut backoff = Duration::from_millis(100);
     loop {

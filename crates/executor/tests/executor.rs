@@ -37,6 +37,7 @@ struct MemState {
     /// The next this many `record_attempts` calls fail as if the database were down.
     failing_writes: u32,
     write_calls: u32,
+    workspace_reads: u32,
 }
 
 #[derive(Default)]
@@ -242,7 +243,14 @@ impl Store for MemStore {
         Err(StoreError::NotFound)
     }
     async fn workspace(&self, id: &str) -> StoreResult<Option<Workspace>> {
-        Ok(self.lock().workspace.clone().filter(|w| w.id == id))
+        let workspace = {
+            let mut state = self.lock();
+            state.workspace_reads += 1;
+            state.workspace.clone().filter(|w| w.id == id)
+        };
+        // A read takes a while, as a database's does, so concurrent readers overlap.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok(workspace)
     }
     async fn workspace_by_slug(&self, _: &str) -> StoreResult<Option<Workspace>> {
         Err(StoreError::NotFound)
@@ -1032,6 +1040,29 @@ async fn the_poller_claims_queued_work_and_leases_are_renewed() {
     let claim = state.claims.first().expect("a claim");
     assert_eq!(claim.node_id, "node-a");
     assert!(claim.until > Utc::now() - chrono::Duration::seconds(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_reads_its_workspace_once() {
+    let target = Target::start(|_, _| Reply::status(200)).await;
+    let store = MemStore::new();
+    let running = start(store.clone(), open_policy());
+    let burst: Vec<ClaimedExecution> = (0..100)
+        .map(|_| execution(&target.url("/"), serde_json::json!({})))
+        .collect();
+    for exe in &burst {
+        running.handle.submit(exe.clone());
+    }
+    for exe in &burst {
+        let records = store.finished(&exe.id).await;
+        assert_eq!(finish_status(&records[0]), Some(ExecutionStatus::Succeeded));
+    }
+    running.stop().await;
+    assert_eq!(
+        store.lock().workspace_reads,
+        1,
+        "the burst waits for one read of its workspace instead of making one each"
+    );
 }
 
 #[tokio::test]
