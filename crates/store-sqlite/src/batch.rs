@@ -38,8 +38,23 @@ impl RowsStatement {
         format!("{} {list} {}", self.head, self.tail)
     }
 
-    /// Runs the statement over `rows`, `bind` binding one row's `columns` values in order, and
-    /// returns the first column of every row the statement returns.
+    /// The statement over `rows`, one query per chunk, `bind` binding one row's `columns` values
+    /// in order.
+    fn bound<T>(&self, rows: Vec<T>, bind: impl Fn(Query, T) -> Query) -> Vec<Query> {
+        let sizes: Vec<usize> = chunks(rows.len()).map(|chunk| chunk.len()).collect();
+        let mut rows = rows.into_iter();
+        sizes
+            .into_iter()
+            .map(|size| {
+                rows.by_ref()
+                    .take(size)
+                    .fold(sqlx::query(sqlx::AssertSqlSafe(self.sql(size))), &bind)
+            })
+            .collect()
+    }
+
+    /// Runs the statement over `rows` (see `bound`) and returns the first column of every row
+    /// it returns.
     pub(crate) async fn fetch_strings<T>(
         &self,
         conn: &mut SqliteConnection,
@@ -47,39 +62,23 @@ impl RowsStatement {
         bind: impl Fn(Query, T) -> Query,
     ) -> StoreResult<Vec<String>> {
         let mut returned = Vec::new();
-        let sizes: Vec<usize> = chunks(rows.len()).map(|chunk| chunk.len()).collect();
-        let mut rows = rows.into_iter();
-        for size in sizes {
-            let fetched = rows
-                .by_ref()
-                .take(size)
-                .fold(sqlx::query(sqlx::AssertSqlSafe(self.sql(size))), &bind)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(db_err)?;
-            for row in &fetched {
+        for query in self.bound(rows, bind) {
+            for row in query.fetch_all(&mut *conn).await.map_err(db_err)? {
                 returned.push(row.try_get::<String, _>(0).map_err(db_err)?);
             }
         }
         Ok(returned)
     }
 
-    /// Runs the statement over `rows`, `bind` binding one row's `columns` values in order.
+    /// Runs the statement over `rows` (see `bound`).
     pub(crate) async fn execute<T>(
         &self,
         conn: &mut SqliteConnection,
         rows: Vec<T>,
         bind: impl Fn(Query, T) -> Query,
     ) -> StoreResult<()> {
-        let sizes: Vec<usize> = chunks(rows.len()).map(|chunk| chunk.len()).collect();
-        let mut rows = rows.into_iter();
-        for size in sizes {
-            rows.by_ref()
-                .take(size)
-                .fold(sqlx::query(sqlx::AssertSqlSafe(self.sql(size))), &bind)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_err)?;
+        for query in self.bound(rows, bind) {
+            query.execute(&mut *conn).await.map_err(db_err)?;
         }
         Ok(())
     }

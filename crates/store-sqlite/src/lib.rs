@@ -346,42 +346,38 @@ async fn record_wave(
         }
     }
     let mut accepted_ids: std::collections::HashSet<String> = std::collections::HashSet::new();
-    if !retries.is_empty() {
-        let ids = RECORD_RETRIES
-            .fetch_strings(
-                tx,
-                retries,
-                |query, (record, started_at, run_at, lease_until)| {
-                    query
-                        .bind(record.execution_id.as_str())
-                        .bind(i64::from(record.attempt.number))
-                        .bind(started_at)
-                        .bind(run_at)
-                        .bind(lease_until)
-                        .bind(record.node_id.as_str())
-                },
-            )
-            .await?;
-        accepted_ids.extend(ids);
-    }
-    if !finishes.is_empty() {
-        let ids = RECORD_FINISHES
-            .fetch_strings(
-                tx,
-                finishes,
-                |query, (record, started_at, finished_at, status)| {
-                    query
-                        .bind(record.execution_id.as_str())
-                        .bind(i64::from(record.attempt.number))
-                        .bind(started_at)
-                        .bind(finished_at)
-                        .bind(status)
-                        .bind(record.node_id.as_str())
-                },
-            )
-            .await?;
-        accepted_ids.extend(ids);
-    }
+    let ids = RECORD_RETRIES
+        .fetch_strings(
+            tx,
+            retries,
+            |query, (record, started_at, run_at, lease_until)| {
+                query
+                    .bind(record.execution_id.as_str())
+                    .bind(i64::from(record.attempt.number))
+                    .bind(started_at)
+                    .bind(run_at)
+                    .bind(lease_until)
+                    .bind(record.node_id.as_str())
+            },
+        )
+        .await?;
+    accepted_ids.extend(ids);
+    let ids = RECORD_FINISHES
+        .fetch_strings(
+            tx,
+            finishes,
+            |query, (record, started_at, finished_at, status)| {
+                query
+                    .bind(record.execution_id.as_str())
+                    .bind(i64::from(record.attempt.number))
+                    .bind(started_at)
+                    .bind(finished_at)
+                    .bind(status)
+                    .bind(record.node_id.as_str())
+            },
+        )
+        .await?;
+    accepted_ids.extend(ids);
     let accepted: Vec<bool> = records
         .iter()
         .map(|record| accepted_ids.contains(&record.execution_id))
