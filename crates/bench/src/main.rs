@@ -1,6 +1,7 @@
 //! `cronhook-bench`: the performance harness. Each scenario prints a table (or, with `--json`,
 //! one JSON object per result line). See the README's "Benchmarks" section.
 
+mod departures;
 mod process;
 mod scenarios;
 mod seed;

@@ -377,6 +377,9 @@ async fn run_fire(
             .sum::<u64>();
     }
 
+    let departures_ms =
+        crate::departures::first_departures_ms(&instance.database, start_s, end_s).await?;
+
     let ticks = clock_ticks().max(1) as f64;
     let cpu_percent = match (samples.first, samples.last) {
         (Some(first), Some(last)) if cpu_wall > 0.0 => {
@@ -405,6 +408,18 @@ async fn run_fire(
     report.add("lag_max_ms", round(lags_ms.last().copied().unwrap_or(0.0)));
     report.add("first_lag_p50_ms", round(quantile(&first_lags_ms, 0.5)));
     report.add("first_lag_p99_ms", round(quantile(&first_lags_ms, 0.99)));
+    report.add(
+        "first_departure_p50_ms",
+        round(quantile(&departures_ms, 0.5)),
+    );
+    report.add(
+        "first_departure_p99_ms",
+        round(quantile(&departures_ms, 0.99)),
+    );
+    report.add(
+        "first_departure_max_ms",
+        round(departures_ms.last().copied().unwrap_or(0.0)),
+    );
     report.add("worst_burst_p99_ms", round(worst_burst_p99_ms));
     report.add("burst_p99_goal_ms", round(burst_p99_goal_ms));
     report.add("lost", lost);

@@ -48,9 +48,9 @@ pub const USER_AGENT: &str = concat!("cronhook/", env!("CARGO_PKG_VERSION"));
 const WORKSPACE_CACHE_TTL: Duration = Duration::from_secs(5);
 /// The most attempt records written in one store call.
 const WRITE_BATCH: usize = 2_000;
-/// The writer lets records gather until none has come for this long: during a burst of
-/// requests the records wait until the burst is sent, instead of competing with it for the CPU
-/// in hundreds of small transactions.
+/// The writer lets records gather until none has come for this long and no request is waiting
+/// or on the wire: during a burst of requests the records wait until the burst is sent, instead
+/// of competing with it for the CPU in hundreds of small transactions.
 const WRITE_QUIET: Duration = Duration::from_millis(5);
 /// The longest records wait to be gathered.
 const WRITE_GATHER_LIMIT: Duration = Duration::from_millis(100);
@@ -119,6 +119,9 @@ struct Counters {
     held: AtomicUsize,
     /// Of those, the ones sleeping until their next attempt (they need no slot).
     sleeping: AtomicUsize,
+    /// Of those, the ones waiting for a slot or waiting for their request's answer: while any
+    /// is, a burst is still being sent, and the writer holds its records back.
+    sending: AtomicUsize,
 }
 
 /// Decrements a counter when dropped.
@@ -354,7 +357,12 @@ impl Executor {
             writes,
         } = self;
         let hard_stop = CancellationToken::new();
-        let writer = tokio::spawn(write_loop(shared.store.clone(), writes, hard_stop.clone()));
+        let writer = tokio::spawn(write_loop(
+            shared.store.clone(),
+            writes,
+            shared.counters.clone(),
+            hard_stop.clone(),
+        ));
         let renewer = tokio::spawn(renew_loop(shared.clone(), hard_stop.clone()));
         let poller = tokio::spawn(poll_loop(shared.clone(), inbox_tx, wake, shutdown.clone()));
         info!(node_id = %shared.config.node_id, "executor started");
@@ -522,6 +530,7 @@ async fn renew_loop(shared: Arc<Shared>, stop: CancellationToken) {
 async fn write_loop(
     store: Arc<dyn Store>,
     mut requests: mpsc::UnboundedReceiver<WriteRequest>,
+    counters: Arc<Counters>,
     stop: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
@@ -545,7 +554,11 @@ async fn write_loop(
                 more = requests.recv_many(&mut batch, room) => more,
                 () = tokio::time::sleep_until(quiet_until) => 0,
             };
-            if more == 0 || tokio::time::Instant::now() >= gather_until {
+            if tokio::time::Instant::now() >= gather_until {
+                break;
+            }
+            // Quiet, and no request waiting or on the wire: the burst is over.
+            if more == 0 && counters.sending.load(Ordering::SeqCst) == 0 {
                 break;
             }
         }
@@ -603,7 +616,9 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
             else {
                 return;
             };
-            prepared = outbound_for(&execution, number, &workspace, execution.scheduled_for).ok();
+            prepared = outbound_for(&execution, number, &workspace, execution.scheduled_for)
+                .ok()
+                .map(|outbound| shared.http.check(outbound));
             prepared_with = Some(workspace);
             let _sleeping = CountGuard::enter(&shared.counters.sleeping);
             let instant = shared.gates.gate(execution.scheduled_for);
@@ -682,6 +697,7 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
                 None => return,
             },
         };
+        let sending = CountGuard::enter(&shared.counters.sending);
         let queued = telemetry::GaugeGuard::queued();
         // The workspace's slot first, so executions waiting on their own workspace's cap hold
         // no global slot that another workspace could use.
@@ -718,6 +734,7 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
         drop(permit);
         drop(workspace_permit);
         drop(in_flight);
+        drop(sending);
 
         let attempt = outcome.attempt;
         telemetry::attempt_sent(&attempt, &execution.spec.success.status);
@@ -1100,7 +1117,7 @@ fn outbound_for(
     let headers = request_headers(&request.headers, execution, number, at, signature);
     Ok(http::Outbound {
         method,
-        url: request.url.clone(),
+        url: http::Destination::Unchecked(request.url.clone()),
         headers,
         body,
         timeout: Duration::from_millis(request.timeout_ms),

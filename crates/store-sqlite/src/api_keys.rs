@@ -15,6 +15,8 @@ impl SqliteStore {
     /// Seals secret header values with `sealer` from now on (the binary always sets one).
     pub fn with_sealer(mut self, sealer: Sealer) -> Self {
         self.sealer = std::sync::Arc::new(sealer);
+        // Specs opened by the previous sealer are not this one's to hand out.
+        self.due_specs = std::sync::Arc::default();
         self
     }
 

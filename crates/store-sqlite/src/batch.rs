@@ -21,67 +21,115 @@ pub(crate) const MAX_ROWS: usize = 256;
 /// A query being bound.
 pub(crate) type Query = sqlx::query::Query<'static, Sqlite, SqliteArguments>;
 
-/// A statement shaped `head` + `(?, …), (?, …)` + `tail`. In `head` and `tail` the values are
-/// the columns `column1`, `column2`, … of the list (SQLite's names for a `values` list's
-/// columns) when the list is a subquery.
+/// A statement shaped `head` + `(?, …), (?, …)` + `tail` [+ `returning` …]. In `head` and
+/// `tail` the values are the columns `column1`, `column2`, … of the list (SQLite's names for a
+/// `values` list's columns) when the list is a subquery.
 pub(crate) struct RowsStatement {
     pub(crate) head: &'static str,
     pub(crate) columns: usize,
     pub(crate) tail: &'static str,
+    /// What a changed row returns (one text column), or empty.
+    pub(crate) returning: &'static str,
 }
 
+/// The savepoint a chunk of [`RowsStatement::changed_keys`] runs in.
+const CHUNK_SAVEPOINT: &str = "cronhook_rows_chunk";
+
 impl RowsStatement {
-    /// The SQL for `rows` rows.
-    fn sql(&self, rows: usize) -> String {
+    /// The SQL for `rows` rows, with the `returning` clause or without it.
+    fn sql(&self, rows: usize, returning: bool) -> String {
         let row = format!("({})", vec!["?"; self.columns].join(", "));
         let list = vec![row.as_str(); rows].join(", ");
-        format!("{} {list} {}", self.head, self.tail)
+        if returning && !self.returning.is_empty() {
+            format!(
+                "{} {list} {} returning {}",
+                self.head, self.tail, self.returning
+            )
+        } else {
+            format!("{} {list} {}", self.head, self.tail)
+        }
     }
 
-    /// The statement over `rows`, one query per chunk, `bind` binding one row's `columns` values
-    /// in order.
-    fn bound<T>(&self, rows: Vec<T>, bind: impl Fn(Query, T) -> Query) -> Vec<Query> {
-        let sizes: Vec<usize> = chunks(rows.len()).map(|chunk| chunk.len()).collect();
-        let mut rows = rows.into_iter();
-        sizes
-            .into_iter()
-            .map(|size| {
-                rows.by_ref()
-                    .take(size)
-                    .fold(sqlx::query(sqlx::AssertSqlSafe(self.sql(size))), &bind)
-            })
-            .collect()
+    /// The statement over one chunk of rows, `bind` binding one row's `columns` values in order.
+    fn chunk_query<T>(
+        &self,
+        chunk: impl ExactSizeIterator<Item = T>,
+        returning: bool,
+        bind: impl Fn(Query, T) -> Query,
+    ) -> Query {
+        let sql = self.sql(chunk.len(), returning);
+        chunk.fold(sqlx::query(sqlx::AssertSqlSafe(sql)), bind)
     }
 
-    /// Runs the statement over `rows` (see `bound`) and returns the first column of every row
-    /// it returns.
-    pub(crate) async fn fetch_strings<T>(
+    /// Runs the statement over `rows`, one query per chunk (see [`chunks`]), and returns the
+    /// `key` of every row it changed.
+    ///
+    /// Nearly always every row changes, and then nothing is read back: each chunk runs in a
+    /// savepoint without its `returning` clause, and only a chunk that changed fewer rows than
+    /// it has is rolled back and run again with it. (Every returned row is a message from
+    /// SQLite's thread; reading a burst's rows back was a large part of writing it.) The count
+    /// stands for the rows only when no two rows of a chunk change the same row, which holds
+    /// for our statements: their rows have distinct keys.
+    pub(crate) async fn changed_keys<T: Clone>(
         &self,
         conn: &mut SqliteConnection,
         rows: Vec<T>,
+        key: impl Fn(&T) -> &str,
         bind: impl Fn(Query, T) -> Query,
     ) -> StoreResult<Vec<String>> {
-        let mut returned = Vec::new();
-        for query in self.bound(rows, bind) {
-            for row in query.fetch_all(&mut *conn).await.map_err(db_err)? {
-                returned.push(row.try_get::<String, _>(0).map_err(db_err)?);
+        let mut changed = Vec::with_capacity(rows.len());
+        for chunk in chunks(rows.len()) {
+            let chunk = &rows[chunk];
+            savepoint(conn, "savepoint").await?;
+            let done = self
+                .chunk_query(chunk.iter().cloned(), false, &bind)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
+            if done.rows_affected() == chunk.len() as u64 {
+                savepoint(conn, "release").await?;
+                changed.extend(chunk.iter().map(|row| key(row).to_owned()));
+                continue;
+            }
+            savepoint(conn, "rollback to").await?;
+            savepoint(conn, "release").await?;
+            for row in self
+                .chunk_query(chunk.iter().cloned(), true, &bind)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db_err)?
+            {
+                changed.push(row.try_get::<String, _>(0).map_err(db_err)?);
             }
         }
-        Ok(returned)
+        Ok(changed)
     }
 
-    /// Runs the statement over `rows` (see `bound`).
+    /// Runs the statement over `rows`, one query per chunk (see [`chunks`]).
     pub(crate) async fn execute<T>(
         &self,
         conn: &mut SqliteConnection,
         rows: Vec<T>,
         bind: impl Fn(Query, T) -> Query,
     ) -> StoreResult<()> {
-        for query in self.bound(rows, bind) {
-            query.execute(&mut *conn).await.map_err(db_err)?;
+        let mut rows = rows.into_iter();
+        for chunk in chunks(rows.len()) {
+            self.chunk_query(rows.by_ref().take(chunk.len()), false, &bind)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
         }
         Ok(())
     }
+}
+
+/// `savepoint`, `release` or `rollback to` the chunk's savepoint.
+async fn savepoint(conn: &mut SqliteConnection, verb: &str) -> StoreResult<()> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("{verb} {CHUNK_SAVEPOINT}")))
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    Ok(())
 }
 
 /// Splits `len` rows into consecutive chunks whose sizes are powers of two no larger than
@@ -132,10 +180,15 @@ mod tests {
             head: "insert into t (a, b) values",
             columns: 2,
             tail: "on conflict do nothing",
+            returning: "a",
         };
         assert_eq!(
-            statement.sql(3),
+            statement.sql(3, false),
             "insert into t (a, b) values (?, ?), (?, ?), (?, ?) on conflict do nothing"
+        );
+        assert_eq!(
+            statement.sql(1, true),
+            "insert into t (a, b) values (?, ?) on conflict do nothing returning a"
         );
     }
 }

@@ -83,6 +83,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqli
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The writer connection's page cache, in KiB (SQLite takes it negative).
 const WRITER_CACHE_KIB: u32 = 32 * 1024;
+/// The WAL pages after which a commit checkpoints (SQLite's default is 1 000): the pages every
+/// burst rewrites (due jobs, the newest executions) are copied back once per checkpoint, so a
+/// longer WAL copies each of them less often.
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 /// Connections that serve reads; in WAL mode they read while the writer writes.
 const READERS: u32 = 4;
 
@@ -99,6 +103,8 @@ pub struct SqliteStore {
     filename: PathBuf,
     /// Seals secret header values before specs are written and opens them after reads.
     sealer: std::sync::Arc<cronhook_store::Sealer>,
+    /// The opened specs of due jobs, so a job read every second is parsed once.
+    due_specs: std::sync::Arc<cronhook_store::SpecCache>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -150,7 +156,11 @@ impl SqliteStore {
                     // spilled dirty pages mid-transaction and read them back at 6 000/s), and
                     // statement journals in memory.
                     .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
-                    .pragma("temp_store", "memory"),
+                    .pragma("temp_store", "memory")
+                    .pragma(
+                        "wal_autocheckpoint",
+                        WRITER_AUTOCHECKPOINT_PAGES.to_string(),
+                    ),
             )
             .await
             .map_err(db_err)?;
@@ -166,6 +176,7 @@ impl SqliteStore {
             reader,
             filename,
             sealer: std::sync::Arc::default(),
+            due_specs: std::sync::Arc::default(),
         })
     }
 
@@ -296,8 +307,8 @@ const RECORD_RETRIES: batch::RowsStatement = batch::RowsStatement {
     tail: ") r
                where executions.id = r.column1 and executions.locked_by = r.column6
                  and executions.attempt_count = r.column2 - 1
-                 and executions.status in ('running', 'retrying')
-               returning executions.id",
+                 and executions.status in ('running', 'retrying')",
+    returning: "executions.id",
 };
 
 /// The fence of a last attempt, as [`RECORD_RETRIES`]'. Rows: execution id, attempt number,
@@ -314,8 +325,8 @@ const RECORD_FINISHES: batch::RowsStatement = batch::RowsStatement {
     tail: ") f
                where executions.id = f.column1 and executions.locked_by = f.column6
                  and executions.attempt_count = f.column2 - 1
-                 and executions.status in ('running', 'retrying')
-               returning executions.id",
+                 and executions.status in ('running', 'retrying')",
+    returning: "executions.id",
 };
 
 /// Records attempts of distinct executions in a few statements (see `record_attempts`).
@@ -347,9 +358,10 @@ async fn record_wave(
     }
     let mut accepted_ids: std::collections::HashSet<String> = std::collections::HashSet::new();
     let ids = RECORD_RETRIES
-        .fetch_strings(
+        .changed_keys(
             tx,
             retries,
+            |(record, ..)| record.execution_id.as_str(),
             |query, (record, started_at, run_at, lease_until)| {
                 query
                     .bind(record.execution_id.as_str())
@@ -363,9 +375,10 @@ async fn record_wave(
         .await?;
     accepted_ids.extend(ids);
     let ids = RECORD_FINISHES
-        .fetch_strings(
+        .changed_keys(
             tx,
             finishes,
+            |(record, ..)| record.execution_id.as_str(),
             |query, (record, started_at, finished_at, status)| {
                 query
                     .bind(record.execution_id.as_str())
@@ -436,8 +449,8 @@ const ADVANCE_JOBS: batch::RowsStatement = batch::RowsStatement {
            from (values",
     columns: 3,
     tail: ") j
-           where jobs.id = j.column1 and jobs.paused = 0 and jobs.next_run_at = j.column2
-           returning jobs.id",
+           where jobs.id = j.column1 and jobs.paused = 0 and jobs.next_run_at = j.column2",
+    returning: "jobs.id",
 };
 
 /// The executions of simple occurrences whose job advanced; the join makes a job of another
@@ -453,8 +466,8 @@ const INSERT_SIMPLE_EXECUTIONS: batch::RowsStatement = batch::RowsStatement {
     columns: 9,
     tail: ") e join jobs on jobs.id = e.column3 and jobs.workspace_id = e.column2
            where true
-           on conflict (job_id, scheduled_for) do nothing
-           returning job_id",
+           on conflict (job_id, scheduled_for) do nothing",
+    returning: "job_id",
 };
 
 /// Materializes simple occurrences (see [`Occurrence::is_simple`]) in two statements: one compare-and-set
@@ -466,12 +479,17 @@ async fn materialize_simple(
     occurrences: &[&Occurrence],
 ) -> StoreResult<Vec<Materialized>> {
     let advanced = ADVANCE_JOBS
-        .fetch_strings(conn, occurrences.to_vec(), |query, occurrence| {
-            query
-                .bind(occurrence.job_id.as_str())
-                .bind(ms(occurrence.expected_next_run_at))
-                .bind(opt_ms(occurrence.new_next_run_at))
-        })
+        .changed_keys(
+            conn,
+            occurrences.to_vec(),
+            |occurrence| occurrence.job_id.as_str(),
+            |query, occurrence| {
+                query
+                    .bind(occurrence.job_id.as_str())
+                    .bind(ms(occurrence.expected_next_run_at))
+                    .bind(opt_ms(occurrence.new_next_run_at))
+            },
+        )
         .await?;
     if advanced.is_empty() {
         return Ok(vec![Materialized::Superseded; occurrences.len()]);
@@ -488,23 +506,28 @@ async fn materialize_simple(
         rows.push((execution, enum_text(&execution.trigger)?));
     }
     let inserted = INSERT_SIMPLE_EXECUTIONS
-        .fetch_strings(conn, rows, |query, (execution, trigger)| {
-            let lease = execution.lease.as_ref();
-            query
-                .bind(execution.id.as_str())
-                .bind(execution.workspace_id.as_str())
-                .bind(execution.job_id.as_str())
-                .bind(ms(execution.scheduled_for))
-                .bind(trigger)
-                .bind(if lease.is_some() {
-                    running.as_str()
-                } else {
-                    queued.as_str()
-                })
-                .bind(ms(execution.run_at))
-                .bind(lease.map(|lease| lease.node_id.as_str()))
-                .bind(lease.map(|lease| ms(lease.until)))
-        })
+        .changed_keys(
+            conn,
+            rows,
+            |(execution, _)| execution.job_id.as_str(),
+            |query, (execution, trigger)| {
+                let lease = execution.lease.as_ref();
+                query
+                    .bind(execution.id.as_str())
+                    .bind(execution.workspace_id.as_str())
+                    .bind(execution.job_id.as_str())
+                    .bind(ms(execution.scheduled_for))
+                    .bind(trigger)
+                    .bind(if lease.is_some() {
+                        running.as_str()
+                    } else {
+                        queued.as_str()
+                    })
+                    .bind(ms(execution.run_at))
+                    .bind(lease.map(|lease| lease.node_id.as_str()))
+                    .bind(lease.map(|lease| ms(lease.until)))
+            },
+        )
         .await?;
     let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
     Ok(occurrences
@@ -975,11 +998,22 @@ impl Store for SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(db_err)?;
-        let mut jobs = rows
-            .iter()
-            .map(job_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        self.open_jobs(&mut jobs).await?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        let mut parsed = Vec::new();
+        for row in &rows {
+            let (job, stored) = rows::due_job_from_row(row, &self.due_specs)?;
+            if let Some(stored) = stored {
+                parsed.push((jobs.len(), stored));
+            }
+            jobs.push(job);
+        }
+        for (index, stored) in parsed {
+            let job = &mut jobs[index];
+            self.sealer
+                .open_spec(self, &job.workspace_id, &job.id, &mut job.spec)
+                .await?;
+            self.due_specs.put(&job.id, stored, &job.spec);
+        }
         Ok(jobs)
     }
 
@@ -1375,6 +1409,10 @@ mod tests {
         );
         // 2 is MEMORY.
         assert_eq!(pragma(&store.writer, "pragma temp_store").await, "2");
+        assert_eq!(
+            pragma(&store.writer, "pragma wal_autocheckpoint").await,
+            WRITER_AUTOCHECKPOINT_PAGES.to_string()
+        );
         assert!(
             sqlx::query("delete from jobs")
                 .execute(&store.reader)

@@ -75,6 +75,28 @@ pub(crate) fn job_from_row(row: &SqliteRow) -> StoreResult<Job> {
         get(row, "name")?,
         get(row, "paused")?,
     )?;
+    job_with_spec(row, id, spec)
+}
+
+/// Reads the columns of `job_columns!()` of a due job: its spec from `cache` when the stored
+/// text is the one cached. The second value is the stored text of a spec that was parsed, still
+/// to be opened and cached by the caller.
+pub(crate) fn due_job_from_row(
+    row: &SqliteRow,
+    cache: &cronhook_store::SpecCache,
+) -> StoreResult<(Job, Option<String>)> {
+    let id: String = get(row, "id")?;
+    let stored: &str = get(row, "spec")?;
+    let name: &str = get(row, "name")?;
+    let paused: bool = get(row, "paused")?;
+    if let Some(spec) = cache.get(&id, stored, name, paused) {
+        return Ok((job_with_spec(row, id, spec)?, None));
+    }
+    let spec = spec_from_columns(&id, stored, name.to_owned(), paused)?;
+    Ok((job_with_spec(row, id, spec)?, Some(stored.to_owned())))
+}
+
+fn job_with_spec(row: &SqliteRow, id: String, spec: JobSpec) -> StoreResult<Job> {
     Ok(Job {
         workspace_id: get(row, "workspace_id")?,
         spec,
@@ -165,6 +187,7 @@ const INSERT_ATTEMPTS: RowsStatement = RowsStatement {
          values",
     columns: 12,
     tail: "",
+    returning: "",
 };
 
 /// Inserts the attempts of the given executions, a few statements for the whole batch.

@@ -37,6 +37,7 @@ pub async fn run_all(store: &dyn Store) {
     the_database_clock_is_read_and_followed(store).await;
     insert_execution_refuses_duplicates(store).await;
     due_jobs_come_in_firing_order(store).await;
+    due_jobs_follow_every_edit(store).await;
     claim_takes_each_execution_once(store).await;
     expired_leases_are_taken_over_and_flagged_interrupted(store).await;
     stale_results_are_fenced_out(store).await;
@@ -1418,6 +1419,50 @@ pub async fn insert_execution_refuses_duplicates(store: &dyn Store) {
         .expect("the execution exists");
     assert_eq!(read.status, ExecutionStatus::Running, "created leased");
     assert_eq!(read.trigger, Trigger::Replay);
+}
+
+/// Due jobs are read back as they are stored now, however often they were read before and
+/// even when an edit keeps `updated_at` (two edits in one millisecond).
+pub async fn due_jobs_follow_every_edit(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let e = distant_past(1991);
+    let mut job = insert_job(store, &workspace, "followed", Some(e)).await;
+    let read_back = |job_id: String| async move {
+        store
+            .due_jobs(e + secs(10), 1000)
+            .await
+            .expect("due jobs")
+            .into_iter()
+            .find(|due| due.id == job_id)
+    };
+    for _ in 0..2 {
+        let due = read_back(job.id.clone()).await.expect("due");
+        assert_eq!(due.spec, job.spec);
+    }
+    job.spec.request.url = "https://example.com/edited".into();
+    store
+        .update_job(&job)
+        .await
+        .expect("edit in the same millisecond");
+    let due = read_back(job.id.clone()).await.expect("due");
+    assert_eq!(due.spec.request.url, "https://example.com/edited");
+    job.spec.name = "renamed".into();
+    store.update_job(&job).await.expect("rename");
+    assert_eq!(
+        read_back(job.id.clone()).await.expect("due").spec.name,
+        "renamed"
+    );
+    job.spec.paused = true;
+    store.update_job(&job).await.expect("pause");
+    assert!(
+        read_back(job.id.clone()).await.is_none(),
+        "a paused job is not due"
+    );
+    job.spec.paused = false;
+    store.update_job(&job).await.expect("resume");
+    let due = read_back(job.id.clone()).await.expect("due again");
+    assert_eq!(due.spec, job.spec);
+    delete_jobs(store, &workspace, &[&job]).await;
 }
 
 /// `due_jobs` returns unpaused jobs due by `until`, earliest first; `earliest_next_run` knows the

@@ -31,10 +31,12 @@ pub mod clock;
 pub mod codec;
 pub mod maintenance;
 pub mod nodes;
+pub mod spec_cache;
 
 pub use clock::DatabaseClock;
 pub use maintenance::{MaintenanceStore, PoolUsage, RetentionPolicy};
 pub use nodes::{NodeInfo, NodeStore};
+pub use spec_cache::SpecCache;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
