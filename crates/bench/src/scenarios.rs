@@ -409,6 +409,10 @@ async fn run_fire(
     report.add("first_lag_p50_ms", round(quantile(&first_lags_ms, 0.5)));
     report.add("first_lag_p99_ms", round(quantile(&first_lags_ms, 0.99)));
     report.add(
+        "first_departure_min_ms",
+        round(departures_ms.first().copied().unwrap_or(0.0)),
+    );
+    report.add(
         "first_departure_p50_ms",
         round(quantile(&departures_ms, 0.5)),
     );

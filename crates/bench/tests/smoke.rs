@@ -52,6 +52,17 @@ fn assert_fields(result: &Value, scenario: &str, fields: &[&str]) {
     }
 }
 
+/// No burst's first request left before its instant (a correctness check, not a timing one).
+fn assert_nothing_left_early(result: &Value) {
+    let earliest = result["first_departure_min_ms"]
+        .as_f64()
+        .expect("first_departure_min_ms");
+    assert!(
+        earliest >= 0.0,
+        "a request left before its instant: {result}"
+    );
+}
+
 #[test]
 fn ceiling_runs() {
     let result = run(&["ceiling", "--duration", "1", "--concurrency", "4"]);
@@ -86,6 +97,10 @@ fn fire_runs() {
             "lag_max_ms",
             "first_lag_p50_ms",
             "first_lag_p99_ms",
+            "first_departure_min_ms",
+            "first_departure_p50_ms",
+            "first_departure_p99_ms",
+            "first_departure_max_ms",
             "worst_burst_p99_ms",
             "burst_p99_goal_ms",
             "lost",
@@ -98,6 +113,7 @@ fn fire_runs() {
             "ratio_to_ceiling",
         ],
     );
+    assert_nothing_left_early(&result);
 }
 
 #[test]
@@ -124,10 +140,12 @@ fn fire_runs_on_two_postgres_nodes() {
             "nodes",
             "executions_per_s",
             "lag_p99_ms",
+            "first_departure_p99_ms",
             "lost",
             "duplicated",
         ],
     );
+    assert_nothing_left_early(&result);
     assert_eq!(result["nodes"], 2, "{result}");
     assert_eq!(result["database"], "postgres", "{result}");
 }
