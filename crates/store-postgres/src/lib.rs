@@ -271,10 +271,6 @@ impl PostgresStore {
     }
 
     async fn record_attempts_once(&self, records: &[AttemptRecord]) -> StoreResult<Vec<bool>> {
-        // Executions are locked in id order (stable: one execution's records keep their order).
-        let mut order: Vec<usize> = (0..records.len()).collect();
-        order.sort_by(|&a, &b| records[a].execution_id.cmp(&records[b].execution_id));
-        let mut accepted = vec![false; records.len()];
         let mut tx = self.begin().await?;
         // A success of a job with no failure streak changes nothing in its streak, which is
         // nearly every execution: those skip the alerting rules, and so leave the job's row
@@ -300,65 +296,11 @@ impl PostgresStore {
             .into_iter()
             .collect()
         };
-        for index in order {
-            let record = &records[index];
-            let attempt = &record.attempt;
-            let number = i64::from(attempt.number);
-            let started_at = ms(attempt.started_at);
-            let duration_ms = signed(attempt.duration_ms, "attempt duration")?;
-            // The fence: only the lease holder, only the next attempt number. A retrying
-            // execution is still held by the node that will make its next attempt.
-            let updated = match &record.next {
-                NextStep::Retry {
-                    run_at,
-                    lease_until,
-                } => sqlx::query(
-                    "update executions
-                     set attempt_count = $1, status = 'retrying', run_at = $2, lease_until = $3,
-                         started_at = coalesce(started_at, $4)
-                     where id = $5 and locked_by = $6 and attempt_count = $1 - 1
-                       and status in ('running', 'retrying')",
-                )
-                .bind(number)
-                .bind(ms(*run_at))
-                .bind(ms(*lease_until))
-                .bind(started_at)
-                .bind(&record.execution_id)
-                .bind(&record.node_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?,
-                NextStep::Finish { status } => sqlx::query(
-                    "update executions
-                     set attempt_count = $1, status = $2, locked_by = null, lease_until = null,
-                         started_at = coalesce(started_at, $3),
-                         finished_at = $4,
-                         duration_ms = (extract(epoch from $4 - coalesce(started_at, $3))
-                                        * 1000)::bigint
-                     where id = $5 and locked_by = $6 and attempt_count = $1 - 1
-                       and status in ('running', 'retrying')",
-                )
-                .bind(number)
-                .bind(enum_text(status)?)
-                .bind(started_at)
-                .bind(started_at + chrono::Duration::milliseconds(duration_ms))
-                .bind(&record.execution_id)
-                .bind(&record.node_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?,
-            };
-            if updated.rows_affected() == 0 {
-                continue;
-            }
-            rows::insert_attempt(&mut tx, &record.execution_id, attempt).await?;
-            if let NextStep::Finish { status } = &record.next
-                && (*status != ExecutionStatus::Succeeded
-                    || streaked.contains(&record.execution_id))
-            {
-                alerts::on_finished(&mut tx, &record.execution_id, attempt, *status).await?;
-            }
-            accepted[index] = true;
+        // A few statements per wave, whatever its size: one statement per record was most of
+        // what a burst's results cost the database.
+        let mut accepted = Vec::with_capacity(records.len());
+        for wave in cronhook_store::record_waves(records) {
+            accepted.extend(record_wave(&mut tx, &records[wave], &streaked).await?);
         }
         commit(tx).await?;
         Ok(accepted)
@@ -452,6 +394,135 @@ impl PostgresStore {
 
 /// Runs a transaction again, from the start, while the server aborts it as a deadlock or a
 /// serialization failure, up to [`TRANSACTION_TRIES`] times.
+/// Records attempts of distinct executions (see `record_attempts_once`): locks their rows in id
+/// order, applies the fence and the new state to every retry and every finish in one statement
+/// each, inserts the accepted attempts in one, then runs the alerting rules for the finishes
+/// that need them. Returns, per record, whether it was accepted.
+async fn record_wave(
+    tx: &mut Transaction<'static, Postgres>,
+    records: &[AttemptRecord],
+    streaked: &std::collections::HashSet<String>,
+) -> StoreResult<Vec<bool>> {
+    // The order every writer of several executions follows, so two batches cannot deadlock.
+    let mut ids: Vec<&str> = records.iter().map(|r| r.execution_id.as_str()).collect();
+    ids.sort_unstable();
+    sqlx::query("select id from executions where id = any($1) order by id for update")
+        .bind(&ids)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+
+    let mut retry_ids = Vec::new();
+    let mut retry_numbers = Vec::new();
+    let mut retry_started = Vec::new();
+    let mut retry_run_at = Vec::new();
+    let mut retry_lease_until = Vec::new();
+    let mut retry_nodes = Vec::new();
+    let mut finish_ids = Vec::new();
+    let mut finish_numbers = Vec::new();
+    let mut finish_statuses = Vec::new();
+    let mut finish_started = Vec::new();
+    let mut finish_ended = Vec::new();
+    let mut finish_nodes = Vec::new();
+    for record in records {
+        let attempt = &record.attempt;
+        let started_at = ms(attempt.started_at);
+        match &record.next {
+            NextStep::Retry {
+                run_at,
+                lease_until,
+            } => {
+                retry_ids.push(record.execution_id.as_str());
+                retry_numbers.push(i64::from(attempt.number));
+                retry_started.push(started_at);
+                retry_run_at.push(ms(*run_at));
+                retry_lease_until.push(ms(*lease_until));
+                retry_nodes.push(record.node_id.as_str());
+            }
+            NextStep::Finish { status } => {
+                let duration_ms = signed(attempt.duration_ms, "attempt duration")?;
+                finish_ids.push(record.execution_id.as_str());
+                finish_numbers.push(i64::from(attempt.number));
+                finish_statuses.push(enum_text(status)?);
+                finish_started.push(started_at);
+                finish_ended.push(started_at + chrono::Duration::milliseconds(duration_ms));
+                finish_nodes.push(record.node_id.as_str());
+            }
+        }
+    }
+    // The fence: only the lease holder, only the next attempt number. A retrying execution is
+    // still held by the node that will make its next attempt.
+    let mut accepted_ids: std::collections::HashSet<String> = std::collections::HashSet::new();
+    if !retry_ids.is_empty() {
+        accepted_ids.extend(
+            sqlx::query_scalar::<_, String>(
+                "update executions e
+                 set attempt_count = r.number, status = 'retrying', run_at = r.run_at,
+                     lease_until = r.lease_until, started_at = coalesce(e.started_at, r.started_at)
+                 from unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[],
+                             $5::timestamptz[], $6::text[])
+                      as r(id, number, started_at, run_at, lease_until, node_id)
+                 where e.id = r.id and e.locked_by = r.node_id and e.attempt_count = r.number - 1
+                   and e.status in ('running', 'retrying')
+                 returning e.id",
+            )
+            .bind(&retry_ids)
+            .bind(&retry_numbers)
+            .bind(&retry_started)
+            .bind(&retry_run_at)
+            .bind(&retry_lease_until)
+            .bind(&retry_nodes)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_err)?,
+        );
+    }
+    if !finish_ids.is_empty() {
+        accepted_ids.extend(
+            sqlx::query_scalar::<_, String>(
+                "update executions e
+                 set attempt_count = r.number, status = r.status, locked_by = null,
+                     lease_until = null, started_at = coalesce(e.started_at, r.started_at),
+                     finished_at = r.finished_at,
+                     duration_ms = (extract(epoch from r.finished_at
+                                            - coalesce(e.started_at, r.started_at))
+                                    * 1000)::bigint
+                 from unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[],
+                             $5::timestamptz[], $6::text[])
+                      as r(id, number, status, started_at, finished_at, node_id)
+                 where e.id = r.id and e.locked_by = r.node_id and e.attempt_count = r.number - 1
+                   and e.status in ('running', 'retrying')
+                 returning e.id",
+            )
+            .bind(&finish_ids)
+            .bind(&finish_numbers)
+            .bind(&finish_statuses)
+            .bind(&finish_started)
+            .bind(&finish_ended)
+            .bind(&finish_nodes)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_err)?,
+        );
+    }
+    let accepted: Vec<&AttemptRecord> = records
+        .iter()
+        .filter(|record| accepted_ids.contains(&record.execution_id))
+        .collect();
+    rows::insert_attempts(tx, &accepted).await?;
+    for record in &accepted {
+        if let NextStep::Finish { status } = &record.next
+            && (*status != ExecutionStatus::Succeeded || streaked.contains(&record.execution_id))
+        {
+            alerts::on_finished(tx, &record.execution_id, &record.attempt, *status).await?;
+        }
+    }
+    Ok(records
+        .iter()
+        .map(|record| accepted_ids.contains(&record.execution_id))
+        .collect())
+}
+
 async fn retrying<T, F, Fut>(mut transaction: F) -> StoreResult<T>
 where
     F: FnMut() -> Fut,

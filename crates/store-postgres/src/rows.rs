@@ -168,6 +168,74 @@ pub(crate) fn attempt_from_row(row: &PgRow) -> StoreResult<(String, Attempt)> {
     Ok((execution_id, attempt))
 }
 
+/// Inserts the attempts of `records` in one statement (the caller has fenced them).
+pub(crate) async fn insert_attempts(
+    conn: &mut sqlx::PgConnection,
+    records: &[&cronhook_store::AttemptRecord],
+) -> StoreResult<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut execution_ids = Vec::with_capacity(records.len());
+    let mut numbers = Vec::with_capacity(records.len());
+    let mut started = Vec::with_capacity(records.len());
+    let mut durations = Vec::with_capacity(records.len());
+    let mut status_codes = Vec::with_capacity(records.len());
+    let mut error_kinds = Vec::with_capacity(records.len());
+    let mut error_messages = Vec::with_capacity(records.len());
+    let mut headers = Vec::with_capacity(records.len());
+    let mut bodies = Vec::with_capacity(records.len());
+    let mut truncated = Vec::with_capacity(records.len());
+    let mut locations = Vec::with_capacity(records.len());
+    let mut timings = Vec::with_capacity(records.len());
+    for record in records {
+        let attempt = &record.attempt;
+        execution_ids.push(record.execution_id.as_str());
+        numbers.push(i64::from(attempt.number));
+        started.push(ms(attempt.started_at));
+        durations.push(signed(attempt.duration_ms, "attempt duration")?);
+        status_codes.push(attempt.status_code.map(i64::from));
+        error_kinds.push(
+            attempt
+                .error
+                .as_ref()
+                .map(|error| enum_text(&error.kind))
+                .transpose()?,
+        );
+        error_messages.push(attempt.error.as_ref().map(|error| error.message.as_str()));
+        headers.push(to_json(&attempt.response_headers)?);
+        bodies.push(attempt.response_body.as_deref().map(str::as_bytes));
+        truncated.push(attempt.response_body_truncated);
+        locations.push(attempt.redirect_location.as_deref());
+        timings.push(to_json(&attempt.timing)?);
+    }
+    sqlx::query(
+        "insert into attempts
+            (execution_id, number, started_at, duration_ms, status_code, error_kind,
+             error_message, response_headers, response_body, response_body_truncated,
+             redirect_location, timing)
+         select * from unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::bigint[],
+                              $5::bigint[], $6::text[], $7::text[], $8::text[], $9::bytea[],
+                              $10::boolean[], $11::text[], $12::text[])",
+    )
+    .bind(&execution_ids)
+    .bind(&numbers)
+    .bind(&started)
+    .bind(&durations)
+    .bind(&status_codes)
+    .bind(&error_kinds)
+    .bind(&error_messages)
+    .bind(&headers)
+    .bind(&bodies)
+    .bind(&truncated)
+    .bind(&locations)
+    .bind(&timings)
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
 /// Inserts one attempt row (the caller has fenced it).
 pub(crate) async fn insert_attempt(
     conn: &mut sqlx::PgConnection,

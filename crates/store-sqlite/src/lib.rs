@@ -1182,17 +1182,9 @@ impl Store for SqliteStore {
         // batch starts a new wave, which sees what the waves before it wrote.
         let mut tx = self.write().await?;
         let mut accepted = Vec::with_capacity(records.len());
-        let mut wave_start = 0;
-        let mut in_wave = std::collections::HashSet::new();
-        for (index, record) in records.iter().enumerate() {
-            if !in_wave.insert(record.execution_id.as_str()) {
-                accepted.extend(record_wave(&mut tx, &records[wave_start..index]).await?);
-                wave_start = index;
-                in_wave.clear();
-                in_wave.insert(record.execution_id.as_str());
-            }
+        for wave in cronhook_store::record_waves(records) {
+            accepted.extend(record_wave(&mut tx, &records[wave]).await?);
         }
-        accepted.extend(record_wave(&mut tx, &records[wave_start..]).await?);
         commit(tx).await?;
         Ok(accepted)
     }

@@ -238,6 +238,27 @@ impl AttemptRecord {
     }
 }
 
+/// Splits a batch of records into consecutive waves in which no execution appears twice. A
+/// store applies each wave as a set, in order: an execution recorded twice in one batch has its
+/// first record applied (or refused) before its second is judged.
+pub fn record_waves(records: &[AttemptRecord]) -> Vec<std::ops::Range<usize>> {
+    let mut waves = Vec::new();
+    let mut start = 0;
+    let mut in_wave = std::collections::HashSet::new();
+    for (index, record) in records.iter().enumerate() {
+        if !in_wave.insert(record.execution_id.as_str()) {
+            waves.push(start..index);
+            start = index;
+            in_wave.clear();
+            in_wave.insert(record.execution_id.as_str());
+        }
+    }
+    if start < records.len() {
+        waves.push(start..records.len());
+    }
+    waves
+}
+
 /// Filters for listing a job's executions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecutionFilter {
@@ -358,4 +379,42 @@ pub trait Store:
         filter: &ExecutionFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<Execution>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(execution_id: &str) -> AttemptRecord {
+        AttemptRecord {
+            execution_id: execution_id.to_owned(),
+            node_id: "node".to_owned(),
+            attempt: Attempt {
+                number: 1,
+                started_at: chrono::DateTime::UNIX_EPOCH,
+                duration_ms: 0,
+                status_code: Some(200),
+                error: None,
+                response_headers: Default::default(),
+                response_body: None,
+                response_body_truncated: false,
+                redirect_location: None,
+                timing: Default::default(),
+            },
+            next: NextStep::Finish {
+                status: ExecutionStatus::Succeeded,
+            },
+        }
+    }
+
+    #[test]
+    fn a_wave_ends_where_an_execution_comes_again() {
+        let records: Vec<AttemptRecord> = ["a", "b", "c", "b", "d", "b", "a"]
+            .into_iter()
+            .map(record)
+            .collect();
+        assert_eq!(record_waves(&records), [0..3, 3..5, 5..7]);
+        assert!(record_waves(&[]).is_empty());
+        assert_eq!(record_waves(&records[..1]), [0..1]);
+    }
 }
