@@ -509,7 +509,11 @@ async fn record_wave(
         .iter()
         .filter(|record| accepted_ids.contains(&record.execution_id))
         .collect();
-    rows::insert_attempts(tx, &accepted).await?;
+    let attempts: Vec<(&str, &Attempt)> = accepted
+        .iter()
+        .map(|record| (record.execution_id.as_str(), &record.attempt))
+        .collect();
+    rows::insert_attempts(tx, &attempts).await?;
     for record in &accepted {
         if let NextStep::Finish { status } = &record.next
             && (*status != ExecutionStatus::Succeeded || streaked.contains(&record.execution_id))
@@ -827,7 +831,7 @@ async fn cancel_unfinished(
             redirect_location: None,
             timing: Default::default(),
         };
-        rows::insert_attempt(tx, execution_id, &attempt).await?;
+        rows::insert_attempts(tx, &[(execution_id, &attempt)]).await?;
     }
     let ids: Vec<&str> = unfinished.iter().map(|(id, _, _)| id.as_str()).collect();
     sqlx::query(

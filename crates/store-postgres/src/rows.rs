@@ -168,10 +168,10 @@ pub(crate) fn attempt_from_row(row: &PgRow) -> StoreResult<(String, Attempt)> {
     Ok((execution_id, attempt))
 }
 
-/// Inserts the attempts of `records` in one statement (the caller has fenced them).
+/// Inserts the attempts of the given executions in one statement (the caller has fenced them).
 pub(crate) async fn insert_attempts(
     conn: &mut sqlx::PgConnection,
-    records: &[&cronhook_store::AttemptRecord],
+    records: &[(&str, &Attempt)],
 ) -> StoreResult<()> {
     if records.is_empty() {
         return Ok(());
@@ -188,9 +188,8 @@ pub(crate) async fn insert_attempts(
     let mut truncated = Vec::with_capacity(records.len());
     let mut locations = Vec::with_capacity(records.len());
     let mut timings = Vec::with_capacity(records.len());
-    for record in records {
-        let attempt = &record.attempt;
-        execution_ids.push(record.execution_id.as_str());
+    for &(execution_id, attempt) in records {
+        execution_ids.push(execution_id);
         numbers.push(i64::from(attempt.number));
         started.push(ms(attempt.started_at));
         durations.push(signed(attempt.duration_ms, "attempt duration")?);
@@ -230,42 +229,6 @@ pub(crate) async fn insert_attempts(
     .bind(&truncated)
     .bind(&locations)
     .bind(&timings)
-    .execute(conn)
-    .await
-    .map_err(db_err)?;
-    Ok(())
-}
-
-/// Inserts one attempt row (the caller has fenced it).
-pub(crate) async fn insert_attempt(
-    conn: &mut sqlx::PgConnection,
-    execution_id: &str,
-    attempt: &Attempt,
-) -> StoreResult<()> {
-    let error_kind = attempt
-        .error
-        .as_ref()
-        .map(|error| enum_text(&error.kind))
-        .transpose()?;
-    sqlx::query(
-        "insert into attempts
-            (execution_id, number, started_at, duration_ms, status_code, error_kind,
-             error_message, response_headers, response_body, response_body_truncated,
-             redirect_location, timing)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(execution_id)
-    .bind(i64::from(attempt.number))
-    .bind(ms(attempt.started_at))
-    .bind(signed(attempt.duration_ms, "attempt duration")?)
-    .bind(attempt.status_code.map(i64::from))
-    .bind(error_kind)
-    .bind(attempt.error.as_ref().map(|error| error.message.as_str()))
-    .bind(to_json(&attempt.response_headers)?)
-    .bind(attempt.response_body.as_deref().map(str::as_bytes))
-    .bind(attempt.response_body_truncated)
-    .bind(attempt.redirect_location.as_deref())
-    .bind(to_json(&attempt.timing)?)
     .execute(conn)
     .await
     .map_err(db_err)?;

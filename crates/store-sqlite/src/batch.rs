@@ -70,19 +70,19 @@ impl RowsStatement {
     /// SQLite's thread; reading a burst's rows back was a large part of writing it.) The count
     /// stands for the rows only when no two rows of a chunk change the same row, which holds
     /// for our statements: their rows have distinct keys.
-    pub(crate) async fn changed_keys<T: Clone>(
+    pub(crate) async fn changed_keys<T>(
         &self,
         conn: &mut SqliteConnection,
-        rows: Vec<T>,
+        rows: &[T],
         key: impl Fn(&T) -> &str,
-        bind: impl Fn(Query, T) -> Query,
+        bind: impl Fn(Query, &T) -> Query,
     ) -> StoreResult<Vec<String>> {
         let mut changed = Vec::with_capacity(rows.len());
         for chunk in chunks(rows.len()) {
             let chunk = &rows[chunk];
             savepoint(conn, "savepoint").await?;
             let done = self
-                .chunk_query(chunk.iter().cloned(), false, &bind)
+                .chunk_query(chunk.iter(), false, &bind)
                 .execute(&mut *conn)
                 .await
                 .map_err(db_err)?;
@@ -94,7 +94,7 @@ impl RowsStatement {
             savepoint(conn, "rollback to").await?;
             savepoint(conn, "release").await?;
             for row in self
-                .chunk_query(chunk.iter().cloned(), true, &bind)
+                .chunk_query(chunk.iter(), true, &bind)
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(db_err)?

@@ -360,9 +360,9 @@ async fn record_wave(
     let ids = RECORD_RETRIES
         .changed_keys(
             tx,
-            retries,
+            &retries,
             |(record, ..)| record.execution_id.as_str(),
-            |query, (record, started_at, run_at, lease_until)| {
+            |query, &(record, started_at, run_at, lease_until)| {
                 query
                     .bind(record.execution_id.as_str())
                     .bind(i64::from(record.attempt.number))
@@ -377,15 +377,15 @@ async fn record_wave(
     let ids = RECORD_FINISHES
         .changed_keys(
             tx,
-            finishes,
+            &finishes,
             |(record, ..)| record.execution_id.as_str(),
             |query, (record, started_at, finished_at, status)| {
                 query
                     .bind(record.execution_id.as_str())
                     .bind(i64::from(record.attempt.number))
-                    .bind(started_at)
-                    .bind(finished_at)
-                    .bind(status)
+                    .bind(*started_at)
+                    .bind(*finished_at)
+                    .bind(status.as_str())
                     .bind(record.node_id.as_str())
             },
         )
@@ -481,7 +481,7 @@ async fn materialize_simple(
     let advanced = ADVANCE_JOBS
         .changed_keys(
             conn,
-            occurrences.to_vec(),
+            occurrences,
             |occurrence| occurrence.job_id.as_str(),
             |query, occurrence| {
                 query
@@ -508,7 +508,7 @@ async fn materialize_simple(
     let inserted = INSERT_SIMPLE_EXECUTIONS
         .changed_keys(
             conn,
-            rows,
+            &rows,
             |(execution, _)| execution.job_id.as_str(),
             |query, (execution, trigger)| {
                 let lease = execution.lease.as_ref();
@@ -517,7 +517,7 @@ async fn materialize_simple(
                     .bind(execution.workspace_id.as_str())
                     .bind(execution.job_id.as_str())
                     .bind(ms(execution.scheduled_for))
-                    .bind(trigger)
+                    .bind(trigger.as_str())
                     .bind(if lease.is_some() {
                         running.as_str()
                     } else {
