@@ -3,8 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -12,6 +15,9 @@ use cronhook_core::net::TargetPolicy;
 use cronhook_core::validate::validate_target_url;
 use cronhook_core::{AttemptError, ErrorKind, MAX_STORED_RESPONSE_BODY};
 use futures::{Stream, StreamExt};
+use http_body_util::{BodyDataStream, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::HeaderMap;
 use url::Url;
@@ -20,6 +26,15 @@ use url::Url;
 pub const MAX_REDIRECTS: usize = 10;
 /// How long establishing a connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a pooled connection may stay idle.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// TCP keepalive of the direct client's connections: reqwest's defaults, which the client
+/// that follows redirects keeps.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(15);
+const TCP_KEEPALIVE_RETRIES: u32 = 3;
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+
+type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// A target the SSRF guard refused: found again in an error's `source()` chain.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -30,6 +45,12 @@ pub struct BlockedTarget(pub String);
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("more than {MAX_REDIRECTS} redirects")]
 pub struct TooManyRedirects;
+
+/// A name that could not be resolved (or resolved to no address). Transparent: its text and
+/// causes are the lookup's own.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct DnsFailure(BoxError);
 
 /// A resolver that keeps only the addresses the target policy permits.
 #[derive(Debug, Clone)]
@@ -95,27 +116,54 @@ async fn lookup(host: &str) -> Result<Vec<SocketAddr>, Box<dyn StdError + Send +
     }
 }
 
+/// The addresses of `host` that `targets` permits: a [`DnsFailure`] when it has none, a
+/// [`BlockedTarget`] when it has only refused ones.
+async fn guarded_lookup(targets: &TargetPolicy, host: &str) -> Result<Vec<SocketAddr>, BoxError> {
+    let found: Vec<SocketAddr> = lookup(host).await.map_err(DnsFailure)?;
+    let permitted: Vec<SocketAddr> = found
+        .iter()
+        .copied()
+        .filter(|address| targets.permits(address.ip()))
+        .collect();
+    if permitted.is_empty() {
+        let Some(first) = found.first() else {
+            return Err(Box::new(DnsFailure(
+                format!("{host} has no addresses").into(),
+            )));
+        };
+        return Err(Box::new(BlockedTarget(format!(
+            "{host} resolves to {}, a non-public address; cronhook refuses those unless the operator allows them",
+            first.ip()
+        ))));
+    }
+    Ok(permitted)
+}
+
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let targets = self.targets.clone();
-        let host = name.as_str().to_owned();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = lookup(&host).await?;
-            let permitted: Vec<SocketAddr> = found
-                .iter()
-                .copied()
-                .filter(|address| targets.permits(address.ip()))
-                .collect();
-            if permitted.is_empty() {
-                let Some(first) = found.first() else {
-                    return Err(format!("{host} has no addresses").into());
-                };
-                return Err(Box::new(BlockedTarget(format!(
-                    "{host} resolves to {}, a non-public address; cronhook refuses those unless the operator allows them",
-                    first.ip()
-                ))) as Box<dyn StdError + Send + Sync>);
-            }
+            let permitted = guarded_lookup(&targets, name.as_str()).await?;
             Ok(Box::new(permitted.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// The same guard as the resolver of hyper's connector.
+impl tower_service::Service<hyper_util::client::legacy::connect::dns::Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
+        let targets = self.targets.clone();
+        Box::pin(async move {
+            let permitted = guarded_lookup(&targets, name.as_str()).await?;
+            Ok(permitted.into_iter())
         })
     }
 }
@@ -147,15 +195,32 @@ pub(crate) fn redirect_decision(
     }
 }
 
-/// The two pooled clients of an executor: one follows redirects through the guard, one does not.
+/// The direct client: hyper's pooled client, without reqwest's layers (its redirect and retry
+/// services, URL conversions and header merging cost about a third of each request).
+type DirectClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<HttpConnector<GuardedResolver>>,
+    Full<Bytes>,
+>;
+
+/// Why the executor's clients cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot build the client that follows redirects")]
+    Following(#[source] reqwest::Error),
+    #[error("cannot set up TLS for the direct client")]
+    Tls(#[source] rustls::Error),
+}
+
+/// The two pooled clients of an executor: one follows redirects through the guard (reqwest and
+/// its redirect policy), one does not (hyper, the common case and the fast path).
 pub(crate) struct HttpClients {
     following: reqwest::Client,
-    direct: reqwest::Client,
+    direct: DirectClient,
     targets: TargetPolicy,
 }
 
 impl HttpClients {
-    pub(crate) fn new(targets: &TargetPolicy) -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(targets: &TargetPolicy) -> Result<Self, ClientError> {
         let policy = targets.clone();
         let follow = reqwest::redirect::Policy::custom(move |attempt| {
             let hop = attempt.previous().len();
@@ -166,11 +231,45 @@ impl HttpClients {
             }
         });
         Ok(Self {
-            following: build_client(targets, follow)?,
-            direct: build_client(targets, reqwest::redirect::Policy::none())?,
+            following: build_client(targets, follow).map_err(ClientError::Following)?,
+            direct: build_direct_client(targets).map_err(ClientError::Tls)?,
             targets: targets.clone(),
         })
     }
+}
+
+/// The direct client, set up as reqwest sets up its own: the same certificate verifier (the
+/// platform's), TLS versions, ALPN (h2, then HTTP/1.1), TCP options, timeouts and pool.
+fn build_direct_client(targets: &TargetPolicy) -> Result<DirectClient, rustls::Error> {
+    let mut http = HttpConnector::new_with_resolver(GuardedResolver::new(targets.clone()));
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    http.set_nodelay(true);
+    http.set_keepalive(Some(TCP_KEEPALIVE));
+    http.set_keepalive_interval(Some(TCP_KEEPALIVE));
+    http.set_keepalive_retries(Some(TCP_KEEPALIVE_RETRIES));
+    http.set_tcp_user_timeout(Some(TCP_USER_TIMEOUT));
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+    let verifier = rustls_platform_verifier::Verifier::new(provider.clone())?;
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(rustls::ALL_VERSIONS)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_all_versions()
+        .wrap_connector(http);
+    Ok(
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(https),
+    )
 }
 
 /// A pooled client for senders outside the executor (alert deliveries): it dials only addresses
@@ -192,7 +291,7 @@ fn build_client(
     reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(CONNECT_TIMEOUT)
-        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .dns_resolver(Arc::new(GuardedResolver::new(targets.clone())))
         .redirect(redirect)
         .referer(false)
@@ -204,7 +303,27 @@ pub(crate) enum Destination {
     /// The URL as the job states it, checked against the target policy when sent.
     Unchecked(String),
     /// Parsed and checked already (see [`HttpClients::check`]).
-    Checked(url::Url),
+    Checked(CheckedUrl),
+}
+
+/// A URL the target policy permits, with the request URI it makes.
+pub(crate) struct CheckedUrl {
+    url: Url,
+    uri: http::Uri,
+}
+
+/// `text` parsed and checked against the target policy.
+fn check_url(text: &str, targets: &TargetPolicy) -> Result<CheckedUrl, AttemptError> {
+    let url = validate_target_url(text, "request.url", targets).map_err(|error| AttemptError {
+        kind: ErrorKind::BlockedTarget,
+        message: format!("request.url {}", error.message),
+    })?;
+    // A URL the url crate serialized is a valid URI; this is a second guard, not a case.
+    let uri = http::Uri::try_from(url.as_str()).map_err(|error| AttemptError {
+        kind: ErrorKind::Connect,
+        message: format!("request.url is not a valid request URI: {error}"),
+    })?;
+    Ok(CheckedUrl { url, uri })
 }
 
 /// One request to send.
@@ -239,9 +358,9 @@ impl HttpClients {
     /// request cost at its instant. A URL that fails the check is left for `send` to report.
     pub(crate) fn check(&self, mut request: Outbound) -> Outbound {
         if let Destination::Unchecked(text) = &request.url
-            && let Ok(url) = validate_target_url(text, "request.url", &self.targets)
+            && let Ok(checked) = check_url(text, &self.targets)
         {
-            request.url = Destination::Checked(url);
+            request.url = Destination::Checked(checked);
         }
         request
     }
@@ -250,34 +369,50 @@ impl HttpClients {
     pub(crate) async fn send(&self, request: Outbound) -> Captured {
         let started = Instant::now();
         let mut captured = Captured::default();
-        // Parsed once, here or in `check`; the client takes the parsed URL as it is.
-        let url = match request.url {
-            Destination::Checked(url) => url,
-            Destination::Unchecked(text) => {
-                match validate_target_url(&text, "request.url", &self.targets) {
-                    Ok(url) => url,
-                    Err(error) => {
-                        captured.error = Some(AttemptError {
-                            kind: ErrorKind::BlockedTarget,
-                            message: format!("request.url {}", error.message),
-                        });
-                        return captured;
-                    }
+        // Parsed once, here or in `check`.
+        let CheckedUrl { url, uri } = match request.url {
+            Destination::Checked(checked) => checked,
+            Destination::Unchecked(text) => match check_url(&text, &self.targets) {
+                Ok(checked) => checked,
+                Err(error) => {
+                    captured.error = Some(error);
+                    return captured;
                 }
-            }
+            },
         };
-        let client = if request.follow_redirects {
-            &self.following
-        } else {
-            &self.direct
-        };
-        let mut builder = client.request(request.method, url).headers(request.headers);
-        if let Some(body) = request.body {
-            builder = builder.body(body);
-        }
         let timeout = request.timeout;
-        let exchange = exchange(builder, started, &mut captured);
-        let outcome = tokio::time::timeout(timeout, exchange).await;
+        let body = request.body.unwrap_or_default();
+        let outcome = if request.follow_redirects {
+            let builder = self
+                .following
+                .request(request.method, url)
+                .headers(request.headers)
+                .body(body);
+            let exchange = async {
+                let response = builder.send().await.map_err(|error| classify(&error))?;
+                capture(http::Response::from(response), started, &mut captured).await
+            };
+            tokio::time::timeout(timeout, exchange).await
+        } else {
+            let mut outgoing = http::Request::new(Full::new(body));
+            *outgoing.method_mut() = request.method;
+            *outgoing.uri_mut() = uri;
+            *outgoing.headers_mut() = request.headers;
+            // reqwest's default, kept so that both clients send the same request.
+            outgoing
+                .headers_mut()
+                .entry(reqwest::header::ACCEPT)
+                .or_insert(reqwest::header::HeaderValue::from_static("*/*"));
+            let exchange = async {
+                let response = self
+                    .direct
+                    .request(outgoing)
+                    .await
+                    .map_err(|error| classify(&error))?;
+                capture(response, started, &mut captured).await
+            };
+            tokio::time::timeout(timeout, exchange).await
+        };
         captured.total_ms = millis(started.elapsed());
         match outcome {
             Ok(Ok(())) => {}
@@ -293,37 +428,42 @@ impl HttpClients {
     }
 }
 
-async fn exchange(
-    builder: reqwest::RequestBuilder,
+/// Captures a response as it arrives: status, headers, redirect target, `Retry-After`, and the
+/// body into `captured` (so a timeout keeps what was read).
+async fn capture<B>(
+    response: http::Response<B>,
     started: Instant,
     captured: &mut Captured,
-) -> Result<(), AttemptError> {
-    let response = builder.send().await.map_err(|error| classify(&error))?;
+) -> Result<(), AttemptError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: StdError + Send + Sync + 'static,
+{
     captured.ttfb_ms = Some(millis(started.elapsed()));
-    let status = response.status().as_u16();
+    let (head, body) = response.into_parts();
+    let status = head.status.as_u16();
     captured.status = Some(status);
-    captured.headers = header_map(response.headers());
+    captured.headers = header_map(&head.headers);
     if (300..400).contains(&status) {
         captured.location = captured.headers.get("location").cloned();
     }
     if status == 429 || status == 503 {
         let now = chrono::Utc::now().timestamp();
-        captured.retry_after = response
-            .headers()
+        captured.retry_after = head
+            .headers
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| cronhook_core::retry::parse_retry_after(value, now));
     }
-    // The body is captured into `captured` as it arrives, so a timeout keeps what was read.
-    let mut body = Vec::new();
+    let mut text = Vec::new();
     let result = capture_body(
-        response.bytes_stream(),
+        BodyDataStream::new(body),
         MAX_STORED_RESPONSE_BODY,
-        &mut body,
+        &mut text,
         &mut captured.truncated,
     )
     .await;
-    captured.body = Some(body_text(body, captured.truncated));
+    captured.body = Some(body_text(text, captured.truncated));
     result.map_err(|error| {
         let mut error = classify(&error);
         error.message = format!("reading the response body: {}", error.message);
@@ -397,10 +537,11 @@ fn causes<'a>(error: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 's
     all
 }
 
-/// The attempt error a failed request stands for, found by walking its causes.
-pub(crate) fn classify(error: &reqwest::Error) -> AttemptError {
+/// The attempt error a failed request stands for (reqwest's, hyper's, or a body's), found by
+/// walking its causes.
+pub(crate) fn classify(error: &(dyn StdError + 'static)) -> AttemptError {
     let causes = causes(error);
-    let mut tls = false;
+    let (mut tls, mut timeout, mut dns) = (false, false, false);
     for cause in &causes {
         if let Some(blocked) = cause.downcast_ref::<BlockedTarget>() {
             return AttemptError {
@@ -414,15 +555,20 @@ pub(crate) fn classify(error: &reqwest::Error) -> AttemptError {
                 message: format!("more than {MAX_REDIRECTS} redirects"),
             };
         }
-        if cause.is::<rustls::Error>() {
-            tls = true;
-        }
+        tls |= cause.is::<rustls::Error>();
+        dns |= cause.is::<DnsFailure>();
+        timeout |= cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            || cause
+                .downcast_ref::<reqwest::Error>()
+                .is_some_and(reqwest::Error::is_timeout);
     }
-    let kind = if error.is_timeout() {
+    let kind = if timeout {
         ErrorKind::Timeout
     } else if tls {
         ErrorKind::Tls
-    } else if error.is_dns() {
+    } else if dns {
         ErrorKind::Dns
     } else {
         // Connection refused or reset, and protocol errors mid-exchange: the request did not
@@ -435,8 +581,8 @@ pub(crate) fn classify(error: &reqwest::Error) -> AttemptError {
     }
 }
 
-/// The causes' messages without repeats, leaving out reqwest's outermost one (it names the URL,
-/// which the attempt already names).
+/// The causes' messages without repeats, leaving out the outermost one (reqwest's names the URL,
+/// which the attempt already names; hyper's says only "client error").
 fn chain_text(causes: &[&(dyn StdError + 'static)]) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in causes.iter().skip(1) {
@@ -622,6 +768,116 @@ mod tests {
         }
     }
 
+    /// Accepts one connection, reads one request (head and `content-length` body) and answers
+    /// `answer`; gives back the request's lines, lowercased names, sorted.
+    async fn serve_once(listener: tokio::net::TcpListener, answer: &'static [u8]) -> Vec<String> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let (mut socket, _) = listener.accept().await.expect("accept");
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 4096];
+        let head_end = loop {
+            let read = socket.read(&mut buffer).await.expect("read");
+            assert!(read > 0, "the request ended early");
+            request.extend_from_slice(&buffer[..read]);
+            if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&request[..head_end]).into_owned();
+        let length: usize = head
+            .lines()
+            .find_map(|line| {
+                line.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().expect("length"))
+            })
+            .unwrap_or(0);
+        while request.len() < head_end + length {
+            let read = socket.read(&mut buffer).await.expect("read body");
+            assert!(read > 0, "the body ended early");
+            request.extend_from_slice(&buffer[..read]);
+        }
+        socket.write_all(answer).await.expect("write");
+        let mut lines: Vec<String> = head
+            .lines()
+            .filter(|line| !line.is_empty())
+            .map(|line| match line.split_once(':') {
+                Some((name, value)) => format!("{}:{value}", name.to_ascii_lowercase()),
+                None => line.to_owned(),
+            })
+            .collect();
+        lines.push(String::from_utf8_lossy(&request[head_end..]).into_owned());
+        lines.sort();
+        lines
+    }
+
+    #[tokio::test]
+    async fn both_clients_send_the_same_request_and_capture_the_same_answer() {
+        install_provider();
+        let clients = HttpClients::new(&TargetPolicy {
+            allow_private: true,
+            ..TargetPolicy::default()
+        })
+        .expect("clients");
+        let answer: &'static [u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 7\r\nx-one: a\r\nx-one: b\r\ncontent-length: 5\r\n\r\nbusy!";
+        let mut seen = Vec::new();
+        for follow_redirects in [false, true] {
+            for body in [None, Some(Bytes::from_static(b"{\"a\":1}"))] {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let port = listener.local_addr().expect("addr").port();
+                let serve = tokio::spawn(serve_once(listener, answer));
+                let mut headers = HeaderMap::new();
+                headers.insert("x-job", "yes".parse().expect("value"));
+                let request = clients.check(Outbound {
+                    method: if body.is_some() {
+                        reqwest::Method::POST
+                    } else {
+                        reqwest::Method::GET
+                    },
+                    url: Destination::Unchecked(format!("http://127.0.0.1:{port}/path?q=1")),
+                    headers,
+                    body: body.clone(),
+                    timeout: Duration::from_secs(5),
+                    follow_redirects,
+                });
+                let captured = clients.send(request).await;
+                let mut lines = serve.await.expect("served");
+                // The port differs from one listener to the next.
+                for line in &mut lines {
+                    *line = line.replace(&port.to_string(), "PORT");
+                }
+                assert_eq!(captured.status, Some(503), "{captured:?}");
+                assert_eq!(captured.body.as_deref(), Some("busy!"));
+                assert_eq!(
+                    captured.headers.get("x-one").map(String::as_str),
+                    Some("a, b")
+                );
+                assert_eq!(captured.retry_after, Some(Duration::from_secs(7)));
+                assert!(captured.error.is_none(), "{captured:?}");
+                seen.push((follow_redirects, body.is_some(), lines));
+            }
+        }
+        let (direct, following): (Vec<_>, Vec<_>) =
+            seen.into_iter().partition(|(follow, _, _)| !follow);
+        for ((_, with_body, direct), (_, _, following)) in direct.iter().zip(&following) {
+            assert_eq!(direct, following, "body: {with_body}");
+            assert!(
+                direct.iter().any(|line| line == "host: 127.0.0.1:PORT"),
+                "{direct:?}"
+            );
+            assert!(direct.iter().any(|line| line == "x-job: yes"), "{direct:?}");
+            assert_eq!(
+                direct
+                    .iter()
+                    .any(|line| line.starts_with("content-length:")),
+                *with_body,
+                "{direct:?}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn checked_ahead_a_request_is_sent_as_checked_and_a_blocked_one_is_refused() {
         install_provider();
@@ -658,7 +914,7 @@ mod tests {
         let Destination::Checked(url) = &checked.url else {
             panic!("a permitted URL is checked ahead");
         };
-        assert_eq!(url.path(), "/checked");
+        assert_eq!(url.url.path(), "/checked");
         let serve = tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.expect("accept");
             let mut request = vec![0; 1024];
@@ -687,13 +943,16 @@ mod tests {
             .expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let clients = HttpClients::new(&TargetPolicy::default()).expect("clients");
-        // Straight to the client, past the literal check, so only the resolver guards.
+        // Straight to the clients, past the literal check, so only the resolvers guard.
         let error = clients
-            .direct
+            .following
             .get(format!("http://localhost:{port}/"))
             .send()
             .await
             .expect_err("refused");
+        assert_eq!(classify(&error).kind, ErrorKind::BlockedTarget);
+        let uri: http::Uri = format!("http://localhost:{port}/").parse().expect("uri");
+        let error = clients.direct.get(uri).await.expect_err("refused");
         assert_eq!(classify(&error).kind, ErrorKind::BlockedTarget);
         let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
         assert!(accepted.is_err(), "the target was contacted");
