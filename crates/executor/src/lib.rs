@@ -46,14 +46,18 @@ pub const USER_AGENT: &str = concat!("cronhook/", env!("CARGO_PKG_VERSION"));
 
 /// How long a fetched workspace (its signing secrets) is reused.
 const WORKSPACE_CACHE_TTL: Duration = Duration::from_secs(5);
-/// The most attempt records written in one store call.
-const WRITE_BATCH: usize = 2_000;
+/// The most attempt records written in one store call: a whole burst's, so that its records
+/// are written after it instead of in the middle of it.
+const WRITE_BATCH: usize = 20_000;
 /// The writer lets records gather until none has come for this long and no request is waiting
 /// or on the wire: during a burst of requests the records wait until the burst is sent, instead
-/// of competing with it for the CPU in hundreds of small transactions.
+/// of competing with it for the CPU.
 const WRITE_QUIET: Duration = Duration::from_millis(5);
+/// No record for this long, requests on the wire or not: no burst is draining (its records
+/// come every few microseconds), only slow requests are out, which need not be waited for.
+const WRITE_SETTLE: Duration = Duration::from_millis(25);
 /// The longest records wait to be gathered.
-const WRITE_GATHER_LIMIT: Duration = Duration::from_millis(100);
+const WRITE_GATHER_LIMIT: Duration = Duration::from_secs(1);
 /// The most executions claimed in one store call.
 const CLAIM_BATCH: usize = 500;
 /// How long the previous signing secret still signs after a rotation.
@@ -106,8 +110,8 @@ impl ExecutorConfig {
 pub enum ExecutorError {
     #[error("invalid executor configuration: {0}")]
     InvalidConfig(String),
-    #[error("cannot build the HTTP client")]
-    Client(#[source] reqwest::Error),
+    #[error("cannot build the HTTP clients")]
+    Client(#[source] http::ClientError),
     #[error("cannot start the thread that releases prepared executions")]
     Thread(#[source] std::io::Error),
 }
@@ -533,7 +537,7 @@ async fn write_loop(
     counters: Arc<Counters>,
     stop: CancellationToken,
 ) {
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let mut batch = Vec::new();
     loop {
         batch.clear();
         let received = tokio::select! {
@@ -545,8 +549,10 @@ async fn write_loop(
             return;
         }
         let gather_until = tokio::time::Instant::now() + WRITE_GATHER_LIMIT;
+        let mut last_arrival = tokio::time::Instant::now();
         while batch.len() < WRITE_BATCH && !stop.is_cancelled() {
-            let quiet_until = (tokio::time::Instant::now() + WRITE_QUIET).min(gather_until);
+            let settle_at = (last_arrival + WRITE_SETTLE).min(gather_until);
+            let quiet_until = (tokio::time::Instant::now() + WRITE_QUIET).min(settle_at);
             let room = WRITE_BATCH - batch.len();
             let more = tokio::select! {
                 biased;
@@ -554,7 +560,11 @@ async fn write_loop(
                 more = requests.recv_many(&mut batch, room) => more,
                 () = tokio::time::sleep_until(quiet_until) => 0,
             };
-            if tokio::time::Instant::now() >= gather_until {
+            let now = tokio::time::Instant::now();
+            if more > 0 {
+                last_arrival = now;
+            }
+            if now >= gather_until || now >= last_arrival + WRITE_SETTLE {
                 break;
             }
             // Quiet, and no request waiting or on the wire: the burst is over.
