@@ -109,6 +109,8 @@ fn fire_runs() {
             "db_duplicated",
             "peak_rss_mib",
             "cpu_percent",
+            "ceiling_before_rps",
+            "ceiling_after_rps",
             "ceiling_rps",
             "ratio_to_ceiling",
         ],
