@@ -168,6 +168,8 @@ struct Shared {
     store: Arc<dyn Store>,
     config: ExecutorConfig,
     http: http::HttpClients,
+    /// Metric handles, registered with the recorder installed when the executor is made.
+    meters: telemetry::Meters,
     slots: Arc<Semaphore>,
     /// Each workspace's own slots, taken before a global one.
     workspace_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -328,6 +330,7 @@ impl Executor {
             store,
             config,
             http,
+            meters: telemetry::Meters::register(),
             slots: Arc::new(Semaphore::new(permits)),
             workspace_slots: Mutex::new(HashMap::new()),
             counters,
@@ -370,7 +373,6 @@ impl Executor {
         let renewer = tokio::spawn(renew_loop(shared.clone(), hard_stop.clone()));
         let poller = tokio::spawn(poll_loop(shared.clone(), inbox_tx, wake, shutdown.clone()));
         info!(node_id = %shared.config.node_id, "executor started");
-        telemetry::start_gauges();
 
         let mut tasks = JoinSet::new();
         loop {
@@ -681,7 +683,7 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
             }
         };
         let finished = matches!(next, NextStep::Finish { .. });
-        telemetry::attempt_without_answer(ErrorKind::Interrupted);
+        shared.meters.attempt_without_answer(ErrorKind::Interrupted);
         let recorded = record(&shared, &execution, attempt, next).await;
         if recorded && finished {
             telemetry::execution_finished(execution.trigger, ExecutionStatus::Failed);
@@ -708,7 +710,7 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
             },
         };
         let sending = CountGuard::enter(&shared.counters.sending);
-        let queued = telemetry::GaugeGuard::queued();
+        let queued = shared.meters.queued();
         // The workspace's slot first, so executions waiting on their own workspace's cap hold
         // no global slot that another workspace could use.
         let workspace_slots = shared.workspace_slots(&execution.workspace_id);
@@ -729,11 +731,11 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
             },
         };
         drop(queued);
-        let in_flight = telemetry::GaugeGuard::in_flight();
+        let in_flight = shared.meters.in_flight();
         let outcome = tokio::select! {
             // The store recorded the cut attempt; nothing more to write.
             () = cancelled.cancelled() => {
-                telemetry::attempt_without_answer(ErrorKind::Cancelled);
+                shared.meters.attempt_without_answer(ErrorKind::Cancelled);
                 telemetry::execution_finished(execution.trigger, ExecutionStatus::Cancelled);
                 return;
             }
@@ -747,9 +749,11 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
         drop(sending);
 
         let attempt = outcome.attempt;
-        telemetry::attempt_sent(&attempt, &execution.spec.success.status);
+        shared
+            .meters
+            .attempt_sent(&attempt, &execution.spec.success.status);
         if number == 1 {
-            telemetry::first_attempt_sent(
+            shared.meters.first_attempt_sent(
                 execution.trigger,
                 execution.scheduled_for,
                 attempt.started_at,
