@@ -174,12 +174,12 @@ impl Meters {
     }
 
     /// A request in flight while the guard lives.
-    pub(crate) fn in_flight(&self) -> GaugeGuard {
+    pub(crate) fn in_flight(&self) -> GaugeGuard<'_> {
         GaugeGuard::enter(&self.in_flight)
     }
 
     /// An execution waiting for a slot while the guard lives.
-    pub(crate) fn queued(&self) -> GaugeGuard {
+    pub(crate) fn queued(&self) -> GaugeGuard<'_> {
         GaugeGuard::enter(&self.queued)
     }
 }
@@ -195,16 +195,16 @@ pub fn execution_finished(trigger: Trigger, status: ExecutionStatus) {
 }
 
 /// Adds one to a gauge while alive.
-pub(crate) struct GaugeGuard(Gauge);
+pub(crate) struct GaugeGuard<'a>(&'a Gauge);
 
-impl GaugeGuard {
-    fn enter(gauge: &Gauge) -> Self {
+impl<'a> GaugeGuard<'a> {
+    fn enter(gauge: &'a Gauge) -> Self {
         gauge.increment(1.0);
-        Self(gauge.clone())
+        Self(gauge)
     }
 }
 
-impl Drop for GaugeGuard {
+impl Drop for GaugeGuard<'_> {
     fn drop(&mut self) {
         self.0.decrement(1.0);
     }
