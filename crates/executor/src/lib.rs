@@ -881,6 +881,10 @@ impl Shared {
             .workspace_slots
             .lock()
             .unwrap_or_else(|p| p.into_inner());
+        // Looked up by `&str` first: every execution asks, and the key is owned only once.
+        if let Some(semaphore) = slots.get(workspace_id) {
+            return semaphore.clone();
+        }
         if slots.len() > 10_000 {
             // Only semaphores nobody waits on or holds.
             slots.retain(|_, semaphore| Arc::strong_count(semaphore) > 1);
@@ -889,10 +893,9 @@ impl Shared {
             .config
             .max_in_flight_per_workspace
             .min(Semaphore::MAX_PERMITS);
-        slots
-            .entry(workspace_id.to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(permits)))
-            .clone()
+        let semaphore = Arc::new(Semaphore::new(permits));
+        slots.insert(workspace_id.to_owned(), semaphore.clone());
+        semaphore
     }
 }
 
