@@ -32,7 +32,7 @@ pub(crate) struct RowsStatement {
     pub(crate) returning: &'static str,
 }
 
-/// The savepoint a chunk of [`RowsStatement::changed_keys`] runs in.
+/// The savepoint the chunks of [`RowsStatement::changed_keys`] run in.
 const CHUNK_SAVEPOINT: &str = "cronhook_rows_chunk";
 
 impl RowsStatement {
@@ -64,12 +64,14 @@ impl RowsStatement {
     /// Runs the statement over `rows`, one query per chunk (see [`chunks`]), and returns the
     /// `key` of every row it changed.
     ///
-    /// Nearly always every row changes, and then nothing is read back: each chunk runs in a
-    /// savepoint without its `returning` clause, and only a chunk that changed fewer rows than
-    /// it has is rolled back and run again with it. (Every returned row is a message from
-    /// SQLite's thread; reading a burst's rows back was a large part of writing it.) The count
-    /// stands for the rows only when no two rows of a chunk change the same row, which holds
-    /// for our statements: their rows have distinct keys.
+    /// Nearly always every row changes, and then nothing is read back: the chunks run without
+    /// their `returning` clause inside one savepoint, and only when a chunk changed fewer rows
+    /// than it has is the savepoint rolled back and every chunk run again with it. (Every
+    /// returned row is a message from SQLite's thread, and so is every statement; while a
+    /// transaction waits for its next message it holds the write lock, so a savepoint per chunk
+    /// kept the lock ~2× as long as SQLite worked under load.) The count stands for the rows
+    /// only when no two rows of a chunk change the same row, which holds for our statements:
+    /// their rows have distinct keys.
     pub(crate) async fn changed_keys<T>(
         &self,
         conn: &mut SqliteConnection,
@@ -77,24 +79,33 @@ impl RowsStatement {
         key: impl Fn(&T) -> &str,
         bind: impl Fn(Query, &T) -> Query,
     ) -> StoreResult<Vec<String>> {
-        let mut changed = Vec::with_capacity(rows.len());
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        savepoint(conn, "savepoint").await?;
+        let mut every_row_changed = true;
         for chunk in chunks(rows.len()) {
             let chunk = &rows[chunk];
-            savepoint(conn, "savepoint").await?;
             let done = self
                 .chunk_query(chunk.iter(), false, &bind)
                 .execute(&mut *conn)
                 .await
                 .map_err(db_err)?;
-            if done.rows_affected() == chunk.len() as u64 {
-                savepoint(conn, "release").await?;
-                changed.extend(chunk.iter().map(|row| key(row).to_owned()));
-                continue;
+            if done.rows_affected() != chunk.len() as u64 {
+                every_row_changed = false;
+                break;
             }
-            savepoint(conn, "rollback to").await?;
+        }
+        if every_row_changed {
             savepoint(conn, "release").await?;
+            return Ok(rows.iter().map(|row| key(row).to_owned()).collect());
+        }
+        savepoint(conn, "rollback to").await?;
+        savepoint(conn, "release").await?;
+        let mut changed = Vec::with_capacity(rows.len());
+        for chunk in chunks(rows.len()) {
             for row in self
-                .chunk_query(chunk.iter(), true, &bind)
+                .chunk_query(rows[chunk].iter(), true, &bind)
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(db_err)?
@@ -123,7 +134,7 @@ impl RowsStatement {
     }
 }
 
-/// `savepoint`, `release` or `rollback to` the chunk's savepoint.
+/// `savepoint`, `release` or `rollback to` the chunks' savepoint.
 async fn savepoint(conn: &mut SqliteConnection, verb: &str) -> StoreResult<()> {
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("{verb} {CHUNK_SAVEPOINT}")))
         .execute(&mut *conn)
