@@ -137,9 +137,6 @@ async fn checkpoint_loop(pool: SqlitePool, mut stop: tokio::sync::oneshot::Recei
             _ = &mut stop => return,
             _ = ticks.tick() => {}
         }
-        if pool.is_closed() {
-            return;
-        }
         // (busy, frames in the WAL, frames copied back)
         match sqlx::query_as::<_, (i64, i64, i64)>("pragma wal_checkpoint(PASSIVE)")
             .fetch_one(&pool)
