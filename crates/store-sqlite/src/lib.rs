@@ -95,6 +95,10 @@ const WRITER_AUTOCHECKPOINT_PAGES: u32 = 50_000;
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 /// The bytes of WAL file kept when the WAL starts over, so a burst's spike does not stay on disk.
 const WAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+/// The rows SQLite's thread may run ahead of the task reading them. With sqlx's default of 50,
+/// reading a thousand due jobs made SQLite's thread stop twenty times and wait for the reading
+/// task to be scheduled, which on a busy runtime took longer than the reading itself.
+const ROW_BUFFER: usize = 4_096;
 /// Connections that serve reads; in WAL mode they read while the writer writes.
 const READERS: u32 = 4;
 
@@ -187,7 +191,8 @@ impl SqliteStore {
             .create_if_missing(true)
             .busy_timeout(BUSY_TIMEOUT)
             .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            .row_buffer_size(ROW_BUFFER);
         let filename = options.get_filename().to_owned();
         if let Some(parent) = filename.parent()
             && !parent.as_os_str().is_empty()
