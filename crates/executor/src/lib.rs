@@ -56,6 +56,8 @@ const WRITE_QUIET: Duration = Duration::from_millis(5);
 /// No record for this long, requests on the wire or not: no burst is draining (its records
 /// come every few microseconds), only slow requests are out, which need not be waited for.
 const WRITE_SETTLE: Duration = Duration::from_millis(25);
+/// The most attempt records written in one transaction; a gathered batch is written in several.
+pub const WRITE_TRANSACTION: usize = 2_000;
 /// The longest records wait to be gathered.
 const WRITE_GATHER_LIMIT: Duration = Duration::from_secs(1);
 /// The most executions claimed in one store call.
@@ -574,31 +576,48 @@ async fn write_loop(
                 break;
             }
         }
-        let (records, replies): (Vec<AttemptRecord>, Vec<oneshot::Sender<bool>>) = batch
-            .drain(..)
-            .map(|request| (request.record, request.reply))
-            .unzip();
-        let mut backoff = Duration::from_millis(100);
-        let results = loop {
-            match store.record_attempts(&records).await {
-                Ok(results) => break results,
-                Err(store_error) => {
-                    warn!(
-                        error = %store_error,
-                        source = ?std::error::Error::source(&store_error),
-                        records = records.len(),
-                        "cannot record attempts; trying again"
-                    );
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(MAX_STORE_BACKOFF);
-                }
+        // Written in several transactions, one after the other: the scheduler's
+        // materializations queue for the same write lock, and a whole burst's records in one
+        // transaction kept them waiting for a fifth of a second at 20 000 a second.
+        while !batch.is_empty() {
+            let piece = batch.len().min(WRITE_TRANSACTION);
+            let (records, replies): (Vec<AttemptRecord>, Vec<oneshot::Sender<bool>>) = batch
+                .drain(..piece)
+                .map(|request| (request.record, request.reply))
+                .unzip();
+            let Some(results) = record_until_written(&*store, &records, &stop).await else {
+                return;
+            };
+            for (index, reply) in replies.into_iter().enumerate() {
+                let _ = reply.send(results.get(index).copied().unwrap_or(false));
             }
-        };
-        for (index, reply) in replies.into_iter().enumerate() {
-            let _ = reply.send(results.get(index).copied().unwrap_or(false));
+        }
+    }
+}
+
+/// Records `records`, retrying with backoff while the store fails; None when stopped first.
+async fn record_until_written(
+    store: &dyn Store,
+    records: &[AttemptRecord],
+    stop: &CancellationToken,
+) -> Option<Vec<bool>> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match store.record_attempts(records).await {
+            Ok(results) => return Some(results),
+            Err(store_error) => {
+                warn!(
+                    error = %store_error,
+                    source = ?std::error::Error::source(&store_error),
+                    records = records.len(),
+                    "cannot record attempts; trying again"
+                );
+                tokio::select! {
+                    () = stop.cancelled() => return None,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_STORE_BACKOFF);
+            }
         }
     }
 }

@@ -37,6 +37,10 @@ struct MemState {
     /// The next this many `record_attempts` calls fail as if the database were down.
     failing_writes: u32,
     write_calls: u32,
+    /// The records of each `record_attempts` call, in order.
+    write_sizes: Vec<usize>,
+    /// When set, the next `record_attempts` call waits for it to be notified.
+    write_gate: Option<Arc<tokio::sync::Notify>>,
     workspace_reads: u32,
 }
 
@@ -328,8 +332,13 @@ impl Store for MemStore {
         Ok(state.queued.drain(..take).collect())
     }
     async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<Vec<bool>> {
+        let gate = self.lock().write_gate.take();
+        if let Some(gate) = gate {
+            gate.notified().await;
+        }
         let mut state = self.lock();
         state.write_calls += 1;
+        state.write_sizes.push(records.len());
         if state.failing_writes > 0 {
             state.failing_writes -= 1;
             return Err(StoreError::Unavailable("database down".into()));
@@ -1161,6 +1170,51 @@ async fn records_are_written_again_while_the_store_is_down() {
     assert_eq!(finish_status(&records[0]), Some(ExecutionStatus::Succeeded));
     assert_eq!(store.lock().write_calls, 3);
     assert_eq!(target.seen().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_burst_is_recorded_in_several_transactions() {
+    const BURST: usize = 2 * cronhook_executor::WRITE_TRANSACTION + 500;
+    let target = Target::start(|_, _| Reply::status(200)).await;
+    let store = MemStore::new();
+    // The first write waits until the whole burst was answered, so the rest of its records
+    // are gathered into one batch larger than a transaction.
+    let gate = Arc::new(tokio::sync::Notify::new());
+    store.lock().write_gate = Some(Arc::clone(&gate));
+    let running = start(store.clone(), open_policy());
+    let burst: Vec<ClaimedExecution> = (0..BURST)
+        .map(|_| execution(&target.url("/"), serde_json::json!({})))
+        .collect();
+    for exe in &burst {
+        running.handle.submit(exe.clone());
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while target.seen().len() < BURST {
+        assert!(Instant::now() < deadline, "the burst is answered in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gate.notify_one();
+    for exe in &burst {
+        let records = store.finished(&exe.id).await;
+        assert_eq!(finish_status(&records[0]), Some(ExecutionStatus::Succeeded));
+    }
+    running.stop().await;
+    let sizes = store.lock().write_sizes.clone();
+    assert_eq!(sizes.iter().sum::<usize>(), BURST, "{sizes:?}");
+    assert!(
+        sizes
+            .iter()
+            .all(|&size| size <= cronhook_executor::WRITE_TRANSACTION),
+        "{sizes:?}"
+    );
+    assert!(
+        sizes
+            .iter()
+            .filter(|&&size| size == cronhook_executor::WRITE_TRANSACTION)
+            .count()
+            >= 2,
+        "the gathered batch was split into full transactions: {sizes:?}"
+    );
 }
 
 // The executor never manages API keys or data keys: these answer as an empty store would.
