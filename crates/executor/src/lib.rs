@@ -46,8 +46,9 @@ pub const USER_AGENT: &str = concat!("cronhook/", env!("CARGO_PKG_VERSION"));
 
 /// How long a fetched workspace (its signing secrets) is reused.
 const WORKSPACE_CACHE_TTL: Duration = Duration::from_secs(5);
-/// The most attempt records written in one store call: a whole burst's, so that its records
-/// are written after it instead of in the middle of it.
+/// The most attempt records gathered before they are written: a whole burst's, so that its
+/// records are written after it instead of in the middle of it (in transactions of at most
+/// [`WRITE_TRANSACTION`]).
 const WRITE_BATCH: usize = 20_000;
 /// The writer lets records gather until none has come for this long and no request is waiting
 /// or on the wire: during a burst of requests the records wait until the burst is sent, instead
