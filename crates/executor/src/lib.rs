@@ -580,16 +580,16 @@ async fn write_loop(
         // Written in several transactions, one after the other: the scheduler's
         // materializations queue for the same write lock, and a whole burst's records in one
         // transaction kept them waiting for a fifth of a second at 20 000 a second.
-        while !batch.is_empty() {
-            let piece = batch.len().min(WRITE_TRANSACTION);
-            let (records, replies): (Vec<AttemptRecord>, Vec<oneshot::Sender<bool>>) = batch
-                .drain(..piece)
-                .map(|request| (request.record, request.reply))
-                .unzip();
-            let Some(results) = record_until_written(&*store, &records, &stop).await else {
+        let (records, replies): (Vec<AttemptRecord>, Vec<oneshot::Sender<bool>>) = batch
+            .drain(..)
+            .map(|request| (request.record, request.reply))
+            .unzip();
+        let mut replies = replies.into_iter();
+        for records in records.chunks(WRITE_TRANSACTION) {
+            let Some(results) = record_until_written(&*store, records, &stop).await else {
                 return;
             };
-            for (index, reply) in replies.into_iter().enumerate() {
+            for (index, reply) in replies.by_ref().take(records.len()).enumerate() {
                 let _ = reply.send(results.get(index).copied().unwrap_or(false));
             }
         }
