@@ -43,6 +43,42 @@ macro_rules! attempt_columns {
     };
 }
 
+/// The where clause of the partial indexes of unfinished executions (`executions_claimable`,
+/// `executions_unfinished_by_job`) over `$status`, the status column as the query names it. A
+/// query repeats it word for word to let SQLite use them. ORs, not `in (...)`: see
+/// `migrations/sqlite/0012_partial_index_predicates.sql`.
+macro_rules! unfinished {
+    ($status:literal) => {
+        concat!(
+            "(",
+            $status,
+            " = 'queued' or ",
+            $status,
+            " = 'running' or ",
+            $status,
+            " = 'retrying')"
+        )
+    };
+}
+
+/// The where clause of the partial index of finished executions (`executions_finished`), as
+/// [`unfinished!`]'s.
+macro_rules! finished {
+    ($status:literal) => {
+        concat!(
+            "(",
+            $status,
+            " = 'succeeded' or ",
+            $status,
+            " = 'failed' or ",
+            $status,
+            " = 'skipped' or ",
+            $status,
+            " = 'cancelled')"
+        )
+    };
+}
+
 mod alerts;
 mod api_keys;
 mod batch;
@@ -340,18 +376,38 @@ const DUE_JOBS: &str = concat!(
 );
 
 /// Executions a claim may take, oldest `run_at` first, with their job (`?1` is now, `?2` the
-/// limit). The leading `status in (...)` is word for word the where clause of the partial index
+/// limit). The leading term is word for word the where clause of the partial index
 /// `executions_claimable`, which is what lets SQLite use it.
-const CLAIM_CANDIDATES: &str = "select e.id, e.workspace_id, e.job_id, e.scheduled_for,
+const CLAIM_CANDIDATES: &str = concat!(
+    "select e.id, e.workspace_id, e.job_id, e.scheduled_for,
         e.trigger, e.status, e.attempt_count, e.started_at,
         j.name as job_name, j.spec as job_spec, j.paused as job_paused
     from executions e join jobs j on j.id = e.job_id
-    where e.status in ('queued', 'running', 'retrying')
+    where ",
+    unfinished!("e.status"),
+    "
       and ((e.status in ('queued', 'retrying') and e.run_at <= ?1
             and (e.locked_by is null or e.lease_until < ?1))
            or (e.status = 'running' and e.lease_until < ?1))
     order by e.run_at
-    limit ?2";
+    limit ?2"
+);
+
+/// Whether a job has an unfinished execution (the `forbid` overlap policy). Its where clause
+/// ends with `executions_unfinished_by_job`'s, word for word.
+const HAS_UNFINISHED: &str = concat!(
+    "select exists (select 1 from executions where job_id = ? and ",
+    unfinished!("status"),
+    ")"
+);
+
+/// A job's running executions, with their attempt counts (the `replace` overlap policy): the
+/// where clause of `executions_unfinished_by_job`, narrowed.
+const RUNNING_OF_JOB: &str = concat!(
+    "select id, attempt_count from executions where job_id = ? and ",
+    unfinished!("status"),
+    " and status = 'running'"
+);
 
 /// Inserts one execution of a job of the given workspace; the `SELECT` from `jobs` makes a job
 /// of another workspace behave as absent (no row inserted).
@@ -663,15 +719,11 @@ async fn cancel_unfinished(
     at: DateTime<Utc>,
     replaced_by: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let running: Vec<(String, i64)> = sqlx::query_as(
-        // Word for word the where clause of `executions_unfinished_by_job`, narrowed.
-        "select id, attempt_count from executions
-         where job_id = ? and status in ('queued', 'running', 'retrying') and status = 'running'",
-    )
-    .bind(job_id)
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(db_err)?;
+    let running: Vec<(String, i64)> = sqlx::query_as(RUNNING_OF_JOB)
+        .bind(job_id)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_err)?;
     for (execution_id, attempts_done) in running {
         let attempt = cronhook_core::Attempt {
             number: u32::try_from(attempts_done + 1)
@@ -694,12 +746,14 @@ async fn cancel_unfinished(
         };
         rows::insert_attempts(tx, &[(&execution_id, &attempt)]).await?;
     }
-    sqlx::query(
+    sqlx::query(concat!(
         "update executions
-         set attempt_count = attempt_count + (status = 'running'), status = 'cancelled',
-             finished_at = ?1, duration_ms = ?1 - started_at, locked_by = null, lease_until = null
-         where job_id = ?2 and status in ('queued', 'running', 'retrying')",
-    )
+             set attempt_count = attempt_count + (status = 'running'), status = 'cancelled',
+                 finished_at = ?1, duration_ms = ?1 - started_at, locked_by = null,
+                 lease_until = null
+             where job_id = ?2 and ",
+        unfinished!("status")
+    ))
     .bind(ms(at))
     .bind(job_id)
     .execute(&mut **tx)
@@ -1147,15 +1201,11 @@ impl Store for SqliteStore {
                 continue;
             }
             let skip = occurrence.concurrency == Concurrency::Forbid
-                && sqlx::query_scalar::<_, bool>(
-                    // Word for word the where clause of `executions_unfinished_by_job`.
-                    "select exists (select 1 from executions
-                     where job_id = ? and status in ('queued', 'running', 'retrying'))",
-                )
-                .bind(&occurrence.job_id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                && sqlx::query_scalar::<_, bool>(HAS_UNFINISHED)
+                    .bind(&occurrence.job_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
             if occurrence.concurrency == Concurrency::Replace
                 && let Some(first) = occurrence.executions.first()
             {
@@ -1411,19 +1461,33 @@ fn job_conflict(err: sqlx::Error, job: &Job) -> StoreError {
 mod tests {
     use super::*;
 
-    /// The plan SQLite picks for `sql`, one line per step.
-    async fn plan(store: &SqliteStore, sql: &'static str) -> String {
-        let explain = format!("explain query plan {sql}");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(explain))
-            .bind(0_i64)
-            .bind(10_i64)
-            .fetch_all(&store.reader)
-            .await
-            .expect("explain");
+    /// What `explain_sql` returns in `column`, one line per row, with `params` parameters bound
+    /// (zeros: the statement is prepared, not run).
+    async fn explain(
+        store: &SqliteStore,
+        explain_sql: String,
+        params: usize,
+        column: &str,
+    ) -> String {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(explain_sql));
+        for _ in 0..params {
+            query = query.bind(0_i64);
+        }
+        let rows = query.fetch_all(&store.reader).await.expect("explain");
         rows.iter()
-            .map(|row| sqlx::Row::get::<String, _>(row, "detail"))
+            .map(|row| sqlx::Row::get::<String, _>(row, column))
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// The plan SQLite picks for `sql`, one line per step.
+    async fn plan(store: &SqliteStore, sql: &str, params: usize) -> String {
+        explain(store, format!("explain query plan {sql}"), params, "detail").await
+    }
+
+    /// The program SQLite runs for `sql`, one opcode per line.
+    async fn opcodes(store: &SqliteStore, sql: &str, params: usize) -> String {
+        explain(store, format!("explain {sql}"), params, "opcode").await
     }
 
     async fn fresh() -> (SqliteStore, tempfile::TempDir) {
@@ -1437,7 +1501,7 @@ mod tests {
     #[tokio::test]
     async fn due_jobs_read_the_partial_index_in_order() {
         let (store, _dir) = fresh().await;
-        let plan = plan(&store, DUE_JOBS).await;
+        let plan = plan(&store, DUE_JOBS, 2).await;
         assert!(plan.contains("USING INDEX jobs_due"), "{plan}");
         assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
     }
@@ -1445,8 +1509,57 @@ mod tests {
     #[tokio::test]
     async fn claims_read_only_unfinished_executions() {
         let (store, _dir) = fresh().await;
-        let plan = plan(&store, CLAIM_CANDIDATES).await;
+        let plan = plan(&store, CLAIM_CANDIDATES, 2).await;
         assert!(plan.contains("executions_claimable"), "{plan}");
+    }
+
+    #[tokio::test]
+    async fn overlap_checks_read_only_the_unfinished_executions_of_the_job() {
+        let (store, _dir) = fresh().await;
+        for sql in [HAS_UNFINISHED, RUNNING_OF_JOB] {
+            let plan = plan(&store, sql, 1).await;
+            assert!(
+                plan.contains("executions_unfinished_by_job"),
+                "{sql}: {plan}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn pruning_by_age_reads_only_finished_executions_in_order() {
+        let (store, _dir) = fresh().await;
+        let plan = plan(&store, maintenance::PRUNE_BY_AGE, 3).await;
+        assert!(plan.contains("executions_finished"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+    }
+
+    /// SQLite evaluates each partial index's where clause for every row written (twice for an
+    /// update). Written as `in (...)` lists of three or more constants, each evaluation built a
+    /// temporary b-tree of the constants: nine per execution.
+    #[tokio::test]
+    async fn writing_executions_builds_no_temporary_btree_for_the_partial_indexes() {
+        let (store, _dir) = fresh().await;
+        let writes = [
+            (
+                "insert into executions
+                     (id, workspace_id, job_id, scheduled_for, trigger, status, run_at)
+                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                7,
+            ),
+            (
+                "update executions set status = ?1, finished_at = ?2 where id = ?3",
+                3,
+            ),
+            ("delete from executions where id = ?1", 1),
+        ];
+        for (sql, params) in writes {
+            let program = opcodes(&store, sql, params).await;
+            assert!(
+                program.contains("IdxInsert") || program.contains("IdxDelete"),
+                "{sql}: {program}"
+            );
+            assert!(!program.contains("OpenEphemeral"), "{sql}: {program}");
+        }
     }
 
     async fn pragma(pool: &SqlitePool, sql: &'static str) -> String {

@@ -7,6 +7,20 @@ use cronhook_store::{MaintenanceStore, PoolUsage, RetentionPolicy, StoreResult};
 use crate::convert::{db_err, ms};
 use crate::{SqliteStore, commit};
 
+/// Finished executions past their age, oldest first (`?1` and `?2` the cut-off instants of
+/// successes and failures, `?3` the limit): the where clause starts with `executions_finished`'s,
+/// word for word, and reads that index in order.
+pub(crate) const PRUNE_BY_AGE: &str = concat!(
+    "delete from executions where id in (
+         select id from executions
+         where ",
+    finished!("status"),
+    "
+           and finished_at < (case status when 'failed' then ?2 else ?1 end)
+         order by finished_at
+         limit ?3)"
+);
+
 #[async_trait]
 impl MaintenanceStore for SqliteStore {
     async fn prune_executions(
@@ -17,35 +31,30 @@ impl MaintenanceStore for SqliteStore {
     ) -> StoreResult<u64> {
         let mut tx = self.write().await?;
         // By age first: it reads the `executions_finished` index in order.
-        let by_age = sqlx::query(
-            "delete from executions where id in (
-                 select id from executions
-                 where status in ('succeeded', 'failed', 'skipped', 'cancelled')
-                   and finished_at < (case status when 'failed' then ?2 else ?1 end)
-                 order by finished_at
-                 limit ?3)",
-        )
-        .bind(ms(now - policy.succeeded_for))
-        .bind(ms(now - policy.failed_for))
-        .bind(i64::from(batch))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
+        let by_age = sqlx::query(PRUNE_BY_AGE)
+            .bind(ms(now - policy.succeeded_for))
+            .bind(ms(now - policy.failed_for))
+            .bind(i64::from(batch))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
         let room = i64::from(batch).saturating_sub(i64::try_from(by_age).unwrap_or(i64::MAX));
         let by_count = if room > 0 {
-            sqlx::query(
+            sqlx::query(concat!(
                 "delete from executions where id in (
                      select id from (
                          select e.id,
                                 row_number() over (partition by e.job_id order by e.id desc) as newest,
                                 json_extract(j.spec, '$.keep_last') as keep_last
                          from executions e join jobs j on j.id = e.job_id
-                         where e.status in ('succeeded', 'failed', 'skipped', 'cancelled')
+                         where ",
+                    finished!("e.status"),
+                    "
                            and json_extract(j.spec, '$.keep_last') is not null)
                      where newest > keep_last
-                     limit ?1)",
-            )
+                     limit ?1)"
+            ))
             .bind(room)
             .execute(&mut *tx)
             .await
