@@ -2,9 +2,9 @@
 -- instead of `in (...)` lists. SQLite evaluates a partial index's where clause for every row
 -- written to the table, twice for an update (the old row and the new), and it evaluates an `in`
 -- list of three or more constants by building a temporary b-tree of them each time: nine per
--- execution (its insert and its finishing update), a fifth of the cost of writing it. An OR of
--- equalities is a few comparisons. Queries that want these indexes repeat the where clause word
--- for word (the `unfinished!` and `finished!` macros of the SQLite store).
+-- execution (its insert and its finishing update), nearly a third of SQLite's instructions per
+-- execution. An OR of equalities is a few comparisons. Queries that want these indexes repeat
+-- the where clause word for word (the `unfinished!` and `finished!` macros of the SQLite store).
 
 drop index executions_claimable;
 create index executions_claimable on executions (status, run_at)
