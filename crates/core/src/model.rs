@@ -114,30 +114,46 @@ impl Default for StatusRule {
 impl StatusRule {
     /// The classes (1 to 5) named by a `"2xx,3xx"` rule, or the reason it is malformed.
     pub fn parse_classes(text: &str) -> Result<Vec<u16>, String> {
-        let mut classes = Vec::new();
-        for part in text.split(',') {
-            let part = part.trim().to_ascii_lowercase();
-            let class = match part.as_bytes() {
-                [digit @ b'1'..=b'5', b'x', b'x'] => u16::from(digit - b'0'),
-                _ => {
-                    return Err(format!(
-                        "`{part}` is not a status class; write classes like \"2xx\" or \"2xx,3xx\", or a list of codes like [200, 204]"
-                    ));
-                }
-            };
-            classes.push(class);
-        }
-        Ok(classes)
+        text.split(',')
+            .map(|part| {
+                status_class(part).ok_or_else(|| {
+                    format!(
+                        "`{}` is not a status class; write classes like \"2xx\" or \"2xx,3xx\", or a list of codes like [200, 204]",
+                        part.trim().to_ascii_lowercase()
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Whether `status` is accepted. A malformed rule accepts nothing (validation refuses it first).
     pub fn accepts(&self, status: u16) -> bool {
         match self {
+            // Without collecting the classes: every attempt is judged, twice.
             StatusRule::Classes(text) => {
-                Self::parse_classes(text).is_ok_and(|classes| classes.contains(&(status / 100)))
+                let mut accepted = false;
+                for part in text.split(',') {
+                    match status_class(part) {
+                        Some(class) => accepted |= class == status / 100,
+                        None => return false,
+                    }
+                }
+                accepted
             }
             StatusRule::Codes(codes) => codes.contains(&status),
         }
+    }
+}
+
+/// The class (1 to 5) a part of a `"2xx,3xx"` rule names, such as ` 2XX `.
+fn status_class(part: &str) -> Option<u16> {
+    match part.trim().as_bytes() {
+        [digit @ b'1'..=b'5', x1, x2]
+            if x1.eq_ignore_ascii_case(&b'x') && x2.eq_ignore_ascii_case(&b'x') =>
+        {
+            Some(u16::from(digit - b'0'))
+        }
+        _ => None,
     }
 }
 
@@ -318,6 +334,14 @@ mod tests {
         assert!(codes.accepts(204));
         assert!(!codes.accepts(201));
         assert!(StatusRule::parse_classes("2xx, 6xx").is_err());
+        assert_eq!(StatusRule::parse_classes(" 2XX,4xx "), Ok(vec![2, 4]));
+        let spaced = StatusRule::Classes(" 2XX, 4xx".into());
+        assert!(spaced.accepts(204));
+        assert!(spaced.accepts(404));
+        assert!(!spaced.accepts(500));
+        // A malformed rule accepts nothing, even a status one of its parts names.
+        assert!(!StatusRule::Classes("2xx,6xx".into()).accepts(200));
+        assert!(!StatusRule::Classes("2xx,".into()).accepts(200));
     }
 
     #[test]
