@@ -504,7 +504,9 @@ pub(crate) fn body_text(mut body: Vec<u8>, truncated: bool) -> String {
     {
         body.truncate(error.valid_up_to());
     }
-    String::from_utf8_lossy(&body).into_owned()
+    // Nearly every body is UTF-8 already: taken as it is, not copied.
+    String::from_utf8(body)
+        .unwrap_or_else(|not_utf8| String::from_utf8_lossy(not_utf8.as_bytes()).into_owned())
 }
 
 /// Response headers with lowercase names; repeated headers joined with ", ".

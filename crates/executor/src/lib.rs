@@ -30,6 +30,7 @@ use cronhook_core::{
 use cronhook_store::{AttemptRecord, ClaimedExecution, Lease, NextStep, Store, Workspace};
 use regex::Regex;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use signing::{SigningError, SigningKey};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -177,7 +178,7 @@ struct Shared {
     /// Each workspace's own slots, taken before a global one.
     workspace_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     counters: Arc<Counters>,
-    workspaces: Mutex<HashMap<String, (Instant, Arc<Workspace>)>>,
+    workspaces: Mutex<HashMap<String, (Instant, Arc<SigningWorkspace>)>>,
     /// Per workspace, held while one task reads it from the store.
     workspace_fetches: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     writes: mpsc::UnboundedSender<WriteRequest>,
@@ -753,15 +754,19 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
         drop(queued);
         let in_flight = shared.meters.in_flight();
         let outcome = tokio::select! {
+            // The request first: it is what wakes the task, and polling the cancellation on
+            // each of its wake-ups costs a lock. When both are ready the fence refuses the
+            // record of the attempt the cancellation cut.
+            biased;
+            // Boxed: the request's future is most of the task's size, and a smaller task is
+            // cheaper to spawn and to move.
+            outcome = Box::pin(make_attempt(&shared, &execution, number, &workspace, body_regex.as_ref(), prepared.take())) => outcome,
             // The store recorded the cut attempt; nothing more to write.
             () = cancelled.cancelled() => {
                 shared.meters.attempt_without_answer(ErrorKind::Cancelled);
                 telemetry::execution_finished(execution.trigger, ExecutionStatus::Cancelled);
                 return;
             }
-            // Boxed: the request's future is most of the task's size, and a smaller task is
-            // cheaper to spawn and to move.
-            outcome = Box::pin(make_attempt(&shared, &execution, number, &workspace, body_regex.as_ref(), prepared.take())) => outcome,
         };
         drop(permit);
         drop(workspace_permit);
@@ -874,7 +879,7 @@ async fn still_stands(shared: &Shared, execution: &ClaimedExecution) -> bool {
 
 impl Shared {
     /// The workspace, when fetched less than [`WORKSPACE_CACHE_TTL`] ago.
-    fn cached_workspace(&self, workspace_id: &str) -> Option<Arc<Workspace>> {
+    fn cached_workspace(&self, workspace_id: &str) -> Option<Arc<SigningWorkspace>> {
         let cache = self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .get(workspace_id)
@@ -997,7 +1002,7 @@ async fn workspace_for(
     shared: &Shared,
     workspace_id: &str,
     stop: &CancellationToken,
-) -> Option<Arc<Workspace>> {
+) -> Option<Arc<SigningWorkspace>> {
     if let Some(workspace) = shared.cached_workspace(workspace_id) {
         return Some(workspace);
     }
@@ -1015,7 +1020,7 @@ async fn workspace_for(
     loop {
         match shared.store.workspace(workspace_id).await {
             Ok(Some(workspace)) => {
-                let workspace = Arc::new(workspace);
+                let workspace = Arc::new(SigningWorkspace::new(&workspace));
                 if let Ok(mut cache) = shared.workspaces.lock() {
                     if cache.len() > 10_000 {
                         cache.retain(|_, (fetched, _)| fetched.elapsed() < WORKSPACE_CACHE_TTL);
@@ -1056,7 +1061,7 @@ async fn make_attempt(
     shared: &Shared,
     execution: &ClaimedExecution,
     number: u32,
-    workspace: &Workspace,
+    workspace: &SigningWorkspace,
     body_regex: Option<&Result<Regex, String>>,
     prepared: Option<http::Outbound>,
 ) -> AttemptOutcome {
@@ -1134,7 +1139,7 @@ async fn make_attempt(
 fn outbound_for(
     execution: &ClaimedExecution,
     number: u32,
-    workspace: &Workspace,
+    workspace: &SigningWorkspace,
     at: chrono::DateTime<Utc>,
 ) -> Result<http::Outbound, String> {
     let request = &execution.spec.request;
@@ -1184,29 +1189,52 @@ fn failed_before_sending(
     }
 }
 
+/// A workspace as its requests need it: its signing secrets, keyed once when it is read.
+struct SigningWorkspace {
+    id: String,
+    current: Result<SigningKey, SigningError>,
+    /// The secret the current one replaced, and when.
+    previous: Option<(Result<SigningKey, SigningError>, chrono::DateTime<Utc>)>,
+}
+
+impl SigningWorkspace {
+    fn new(workspace: &Workspace) -> Self {
+        let previous = match (
+            &workspace.previous_signing_secret,
+            workspace.signing_secret_rotated_at,
+        ) {
+            (Some(secret), Some(rotated_at)) => Some((SigningKey::new(secret), rotated_at)),
+            _ => None,
+        };
+        Self {
+            id: workspace.id.clone(),
+            current: SigningKey::new(&workspace.signing_secret),
+            previous,
+        }
+    }
+}
+
 /// The `webhook-signature` value: by the current secret, and by the previous one for 24 hours
 /// after a rotation, space-separated. `None` if no secret can sign (logged, never shown).
 fn signatures(
-    workspace: &Workspace,
+    workspace: &SigningWorkspace,
     execution_id: &str,
     at: chrono::DateTime<Utc>,
     body: &[u8],
 ) -> Option<String> {
     let timestamp = at.timestamp();
     let mut all = Vec::with_capacity(2);
-    match signing::sign(&workspace.signing_secret, execution_id, timestamp, body) {
-        Ok(signature) => all.push(signature),
+    match &workspace.current {
+        Ok(key) => all.push(key.sign(execution_id, timestamp, body)),
         Err(signing_error) => {
             warn!(workspace_id = %workspace.id, error = %signing_error, "cannot sign with the workspace's secret")
         }
     }
-    if let (Some(previous), Some(rotated_at)) = (
-        &workspace.previous_signing_secret,
-        workspace.signing_secret_rotated_at,
-    ) && at - rotated_at < chrono::Duration::hours(ROTATION_OVERLAP_HOURS)
+    if let Some((previous, rotated_at)) = &workspace.previous
+        && at - *rotated_at < chrono::Duration::hours(ROTATION_OVERLAP_HOURS)
     {
-        match signing::sign(previous, execution_id, timestamp, body) {
-            Ok(signature) => all.push(signature),
+        match previous {
+            Ok(key) => all.push(key.sign(execution_id, timestamp, body)),
             Err(signing_error) => {
                 warn!(workspace_id = %workspace.id, error = %signing_error, "cannot sign with the workspace's previous secret")
             }
@@ -1359,15 +1387,15 @@ mod tests {
         assert!(judge(&plain, Some(&broken), 200, "", 1).is_some());
     }
 
-    fn workspace(previous: Option<(&str, chrono::DateTime<Utc>)>) -> Workspace {
-        Workspace {
+    fn workspace(previous: Option<(&str, chrono::DateTime<Utc>)>) -> SigningWorkspace {
+        SigningWorkspace::new(&Workspace {
             id: "wsp_1".into(),
             slug: "acme".into(),
             signing_secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
             previous_signing_secret: previous.map(|(secret, _)| secret.to_owned()),
             signing_secret_rotated_at: previous.map(|(_, at)| at),
             created_at: Utc::now(),
-        }
+        })
     }
 
     #[test]
