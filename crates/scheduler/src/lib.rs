@@ -190,7 +190,7 @@ impl Scheduler {
                 return Ok(());
             }
         }
-        let report = self.fire(&window, self.config.clock.now()).await?;
+        let report = self.fire(window, self.config.clock.now()).await?;
         record_metrics(&report);
         if report != FireReport::default() {
             tracing::debug!(?report, "fired due jobs");
@@ -213,7 +213,7 @@ impl Scheduler {
     /// local executor. Other jobs are left alone.
     pub async fn fire(
         &mut self,
-        jobs: &[Job],
+        jobs: Vec<Job>,
         now: DateTime<Utc>,
     ) -> Result<FireReport, StoreError> {
         let mut report = FireReport::default();
@@ -232,16 +232,16 @@ impl Scheduler {
             let Some(due) = job.next_run_at else {
                 continue;
             };
-            if self.materialize_at(job, due) > now {
+            if self.materialize_at(&job, due) > now {
                 continue;
             }
-            let Some(schedule) = self.schedule_of(job) else {
+            let Some(schedule) = self.schedule_of(&job) else {
                 report.unschedulable += 1;
                 continue;
             };
             // A prepared occurrence is planned as of its own instant: on time by definition.
             if let Some(occurrence) = plan_occurrence(
-                job,
+                &job,
                 &schedule,
                 now.max(due),
                 to_delta(self.config.misfire_threshold),
@@ -272,18 +272,13 @@ impl Scheduler {
                         if occurrence.concurrency == Concurrency::Replace {
                             (local.cancel_job)(&occurrence.job_id);
                         }
-                        for execution in &occurrence.executions {
-                            (local.submit)(ClaimedExecution {
-                                id: execution.id.clone(),
-                                workspace_id: execution.workspace_id.clone(),
-                                job_id: execution.job_id.clone(),
-                                scheduled_for: execution.scheduled_for,
-                                trigger: execution.trigger,
-                                attempts_done: 0,
-                                interrupted: false,
-                                started_at: None,
-                                spec: job.spec.clone(),
-                            });
+                        // The last execution takes the spec itself: a deep copy for every
+                        // execution showed in the profile.
+                        if let Some((last, others)) = occurrence.executions.split_last() {
+                            for execution in others {
+                                (local.submit)(handed_over(execution, job.spec.clone()));
+                            }
+                            (local.submit)(handed_over(last, job.spec));
                         }
                     }
                 }
@@ -334,6 +329,24 @@ pub fn describe_metrics() {
         MATERIALIZED_TOTAL,
         "Due occurrences handled by this node's scheduler, by outcome: created (executions made), skipped (forbid overlap), superseded (another scheduler or an edit came first), unschedulable (a stored schedule that no longer compiles)."
     );
+}
+
+/// A materialized execution as the local executor takes it over, with its job's spec.
+fn handed_over(
+    execution: &cronhook_store::NewExecution,
+    spec: cronhook_core::JobSpec,
+) -> ClaimedExecution {
+    ClaimedExecution {
+        id: execution.id.clone(),
+        workspace_id: execution.workspace_id.clone(),
+        job_id: execution.job_id.clone(),
+        scheduled_for: execution.scheduled_for,
+        trigger: execution.trigger,
+        attempts_done: 0,
+        interrupted: false,
+        started_at: None,
+        spec,
+    }
 }
 
 /// Counts one pass's occurrences (a no-op until the binary installs a recorder).

@@ -98,8 +98,8 @@ async fn two_schedulers_racing_on_one_occurrence_create_one_execution() {
     let mut first = scheduler(&store, None);
     let mut second = scheduler(&store, None);
     let (a, b) = tokio::join!(
-        first.fire(&due, at(1, 0, 0)),
-        second.fire(&due, at(1, 0, 0))
+        first.fire(due.clone(), at(1, 0, 0)),
+        second.fire(due, at(1, 0, 0))
     );
     let (a, b) = (a.expect("first"), b.expect("second"));
     assert_eq!(a.created + b.created, 1, "{a:?} {b:?}");
@@ -124,9 +124,12 @@ async fn created_executions_are_leased_and_handed_to_the_local_executor() {
 
     let due = store.due_jobs(at(1, 0, 10), 10).await.expect("due");
     // Not yet due at 01:00:04: nothing happens.
-    let early = scheduler.fire(&due, at(1, 0, 4)).await.expect("fire");
+    let early = scheduler
+        .fire(due.clone(), at(1, 0, 4))
+        .await
+        .expect("fire");
     assert_eq!(early.created, 0);
-    let report = scheduler.fire(&due, at(1, 0, 5)).await.expect("fire");
+    let report = scheduler.fire(due, at(1, 0, 5)).await.expect("fire");
     assert_eq!(report.created, 1);
 
     let handed = handed.lock().expect("lock").clone();
@@ -159,7 +162,7 @@ async fn after_downtime_each_misfire_policy_does_what_it_says() {
     let now = at(1, 10, 30);
     let due = store.due_jobs(now, 10).await.expect("due");
     assert_eq!(due.len(), 3);
-    scheduler.fire(&due, now).await.expect("fire");
+    scheduler.fire(due, now).await.expect("fire");
 
     assert!(executions(store.as_ref(), &skip).await.is_empty());
     let once_runs = executions(store.as_ref(), &once).await;
@@ -185,5 +188,31 @@ async fn after_downtime_each_misfire_policy_does_what_it_says() {
             Some(at(1, 11, 0)),
             "every job resumes after now"
         );
+    }
+}
+
+#[tokio::test]
+async fn every_catch_up_execution_is_handed_over_with_the_jobs_spec() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir).await;
+    let all = seed(store.as_ref(), "* * * * *", "fire_all", at(1, 0, 0)).await;
+    let handed = Arc::new(Mutex::new(Vec::new()));
+    let mut scheduler = scheduler(&store, Some(Arc::clone(&handed)));
+
+    // Down from 01:00 to 01:03:30: four occurrences were missed, materialized as one.
+    let now = at(1, 3, 30);
+    let due = store.due_jobs(now, 10).await.expect("due");
+    let report = scheduler.fire(due, now).await.expect("fire");
+    assert_eq!(report.created, 4);
+
+    let handed = handed.lock().expect("lock").clone();
+    let scheduled: Vec<DateTime<Utc>> = handed.iter().map(|e| e.scheduled_for).collect();
+    assert_eq!(
+        scheduled,
+        vec![at(1, 0, 0), at(1, 1, 0), at(1, 2, 0), at(1, 3, 0)]
+    );
+    for execution in &handed {
+        assert_eq!(execution.job_id, all.id);
+        assert_eq!(execution.spec, all.spec);
     }
 }
