@@ -1177,30 +1177,42 @@ async fn a_large_burst_is_recorded_in_several_transactions() {
     const BURST: usize = 2 * cronhook_executor::WRITE_TRANSACTION + 500;
     let target = Target::start(|_, _| Reply::status(200)).await;
     let store = MemStore::new();
-    // The first write waits until the whole burst was answered, so the rest of its records
-    // are gathered into one batch larger than a transaction.
+    // The first record's write waits at the gate while the whole burst is answered, so the
+    // burst's records queue behind it and are gathered into one batch larger than a
+    // transaction, however long the burst takes (the gathering stops after a second).
     let gate = Arc::new(tokio::sync::Notify::new());
     store.lock().write_gate = Some(Arc::clone(&gate));
     let running = start(store.clone(), open_policy());
+    let first = execution(&target.url("/"), serde_json::json!({}));
+    running.handle.submit(first.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.lock().write_gate.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the first record is sent to the store"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let burst: Vec<ClaimedExecution> = (0..BURST)
         .map(|_| execution(&target.url("/"), serde_json::json!({})))
         .collect();
     for exe in &burst {
         running.handle.submit(exe.clone());
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while target.seen().len() < BURST {
+    while target.seen().len() < BURST + 1 {
         assert!(Instant::now() < deadline, "the burst is answered in time");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The answers' records reach the writer's queue a moment after the target saw the requests.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     gate.notify_one();
-    for exe in &burst {
+    for exe in std::iter::once(&first).chain(&burst) {
         let records = store.finished(&exe.id).await;
         assert_eq!(finish_status(&records[0]), Some(ExecutionStatus::Succeeded));
     }
     running.stop().await;
     let sizes = store.lock().write_sizes.clone();
-    assert_eq!(sizes.iter().sum::<usize>(), BURST, "{sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), BURST + 1, "{sizes:?}");
     assert!(
         sizes
             .iter()
