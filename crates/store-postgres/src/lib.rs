@@ -1322,15 +1322,16 @@ impl Store for PostgresStore {
         filter: &ExecutionFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<Execution>> {
-        // One static statement per shape, so each is prepared once and can use the
-        // `(job_id, id desc)` index as a range.
+        // One static statement per shape, so each is prepared once and reads the occurrence key
+        // `(job_id, scheduled_for)` backwards as a range. The cursor is the last execution's id;
+        // the next page starts below its scheduled instant (unique within the job).
         let status = filter.status.as_ref().map(enum_text).transpose()?;
         let query = match (&page.after, status) {
             (None, None) => sqlx::query(concat!(
                 "select ",
                 execution_columns!(),
                 " from executions where job_id = $1 and workspace_id = $2
-                  order by id desc limit $3"
+                  order by scheduled_for desc limit $3"
             ))
             .bind(job_id)
             .bind(workspace_id)
@@ -1338,8 +1339,10 @@ impl Store for PostgresStore {
             (Some(after), None) => sqlx::query(concat!(
                 "select ",
                 execution_columns!(),
-                " from executions where job_id = $1 and workspace_id = $2 and id < $4
-                  order by id desc limit $3"
+                " from executions where job_id = $1 and workspace_id = $2
+                  and scheduled_for < (select scheduled_for from executions
+                                       where id = $4 and job_id = $1)
+                  order by scheduled_for desc limit $3"
             ))
             .bind(job_id)
             .bind(workspace_id)
@@ -1349,7 +1352,7 @@ impl Store for PostgresStore {
                 "select ",
                 execution_columns!(),
                 " from executions where job_id = $1 and workspace_id = $2 and status = $4
-                  order by id desc limit $3"
+                  order by scheduled_for desc limit $3"
             ))
             .bind(job_id)
             .bind(workspace_id)
@@ -1359,8 +1362,10 @@ impl Store for PostgresStore {
                 "select ",
                 execution_columns!(),
                 " from executions
-                  where job_id = $1 and workspace_id = $2 and id < $4 and status = $5
-                  order by id desc limit $3"
+                  where job_id = $1 and workspace_id = $2 and status = $5
+                    and scheduled_for < (select scheduled_for from executions
+                                         where id = $4 and job_id = $1)
+                  order by scheduled_for desc limit $3"
             ))
             .bind(job_id)
             .bind(workspace_id)

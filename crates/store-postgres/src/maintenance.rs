@@ -46,7 +46,7 @@ impl MaintenanceStore for PostgresStore {
                 "delete from executions where id in (
                      select id from (
                          select e.id,
-                                row_number() over (partition by e.job_id order by e.id desc) as newest,
+                                row_number() over (partition by e.job_id order by e.scheduled_for desc) as newest,
                                 (j.spec::json ->> 'keep_last')::bigint as keep_last
                          from executions e join jobs j on j.id = e.job_id
                          where e.status in ('succeeded', 'failed', 'skipped', 'cancelled')

@@ -194,7 +194,7 @@ impl HistoryStore for PostgresStore {
             " from executions
              where job_id = $1 and workspace_id = $2
                and ($3::timestamptz is null or scheduled_for >= $3)
-             order by id desc
+             order by scheduled_for desc
              limit $4"
         ))
         .bind(job_id)

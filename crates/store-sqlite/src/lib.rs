@@ -409,6 +409,44 @@ const RUNNING_OF_JOB: &str = concat!(
     " and status = 'running'"
 );
 
+/// A job's history, one static statement per shape (so each is prepared once), each reading
+/// the occurrence key `(job_id, scheduled_for)` backwards as a range: newest scheduled instant
+/// first. Parameters: job id, workspace id, [the cursor's execution id], [status], limit. The
+/// next page starts below the cursor execution's instant, which is unique within the job.
+const HISTORY: &str = concat!(
+    "select ",
+    execution_columns!(),
+    " from executions where job_id = ? and workspace_id = ?
+      order by scheduled_for desc limit ?"
+);
+
+/// [`HISTORY`] after a cursor.
+const HISTORY_AFTER: &str = concat!(
+    "select ",
+    execution_columns!(),
+    " from executions where job_id = ?1 and workspace_id = ?2
+      and scheduled_for < (select scheduled_for from executions where id = ?3 and job_id = ?1)
+      order by scheduled_for desc limit ?4"
+);
+
+/// [`HISTORY`] of one status.
+const HISTORY_WITH_STATUS: &str = concat!(
+    "select ",
+    execution_columns!(),
+    " from executions where job_id = ? and workspace_id = ? and status = ?
+      order by scheduled_for desc limit ?"
+);
+
+/// [`HISTORY`] of one status after a cursor.
+const HISTORY_WITH_STATUS_AFTER: &str = concat!(
+    "select ",
+    execution_columns!(),
+    " from executions where job_id = ?1 and workspace_id = ?2
+      and scheduled_for < (select scheduled_for from executions where id = ?3 and job_id = ?1)
+      and status = ?4
+      order by scheduled_for desc limit ?5"
+);
+
 /// Inserts one execution of a job of the given workspace; the `SELECT` from `jobs` makes a job
 /// of another workspace behave as absent (no row inserted).
 const INSERT_EXECUTION: &str = "insert into executions
@@ -1369,46 +1407,22 @@ impl Store for SqliteStore {
         filter: &ExecutionFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<Execution>> {
-        // One static statement per shape, so each is prepared once and can use the
-        // `(job_id, id desc)` index as a range.
         let status = filter.status.as_ref().map(enum_text).transpose()?;
         let query = match (&page.after, status) {
-            (None, None) => sqlx::query(concat!(
-                "select ",
-                execution_columns!(),
-                " from executions where job_id = ? and workspace_id = ?
-                  order by id desc limit ?"
-            ))
-            .bind(job_id)
-            .bind(workspace_id),
-            (Some(after), None) => sqlx::query(concat!(
-                "select ",
-                execution_columns!(),
-                " from executions where job_id = ? and workspace_id = ? and id < ?
-                  order by id desc limit ?"
-            ))
-            .bind(job_id)
-            .bind(workspace_id)
-            .bind(after.as_str()),
-            (None, Some(status)) => sqlx::query(concat!(
-                "select ",
-                execution_columns!(),
-                " from executions where job_id = ? and workspace_id = ? and status = ?
-                  order by id desc limit ?"
-            ))
-            .bind(job_id)
-            .bind(workspace_id)
-            .bind(status),
-            (Some(after), Some(status)) => sqlx::query(concat!(
-                "select ",
-                execution_columns!(),
-                " from executions where job_id = ? and workspace_id = ? and id < ? and status = ?
-                  order by id desc limit ?"
-            ))
-            .bind(job_id)
-            .bind(workspace_id)
-            .bind(after.as_str())
-            .bind(status),
+            (None, None) => sqlx::query(HISTORY).bind(job_id).bind(workspace_id),
+            (Some(after), None) => sqlx::query(HISTORY_AFTER)
+                .bind(job_id)
+                .bind(workspace_id)
+                .bind(after.as_str()),
+            (None, Some(status)) => sqlx::query(HISTORY_WITH_STATUS)
+                .bind(job_id)
+                .bind(workspace_id)
+                .bind(status),
+            (Some(after), Some(status)) => sqlx::query(HISTORY_WITH_STATUS_AFTER)
+                .bind(job_id)
+                .bind(workspace_id)
+                .bind(after.as_str())
+                .bind(status),
         };
         let rows = query
             .bind(fetch_limit(page))
@@ -1504,6 +1518,26 @@ mod tests {
         let plan = plan(&store, DUE_JOBS, 2).await;
         assert!(plan.contains("USING INDEX jobs_due"), "{plan}");
         assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+    }
+
+    #[tokio::test]
+    async fn histories_read_the_occurrence_key_in_order() {
+        let (store, _dir) = fresh().await;
+        // The autoindex of `unique (job_id, scheduled_for)`; a cursor or `since` bounds the range.
+        let job = "USING INDEX sqlite_autoindex_executions_2 (job_id=?)";
+        let below = "USING INDEX sqlite_autoindex_executions_2 (job_id=? AND scheduled_for<?)";
+        let from = "USING INDEX sqlite_autoindex_executions_2 (job_id=? AND scheduled_for>?)";
+        for (sql, params, range) in [
+            (HISTORY, 3, job),
+            (HISTORY_AFTER, 4, below),
+            (HISTORY_WITH_STATUS, 4, job),
+            (HISTORY_WITH_STATUS_AFTER, 5, below),
+            (sessions::EXECUTION_POINTS, 4, from),
+        ] {
+            let plan = plan(&store, sql, params).await;
+            assert!(plan.contains(range), "{sql}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "no sort: {sql}: {plan}");
+        }
     }
 
     #[tokio::test]

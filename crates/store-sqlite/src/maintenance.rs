@@ -45,7 +45,7 @@ impl MaintenanceStore for SqliteStore {
                 "delete from executions where id in (
                      select id from (
                          select e.id,
-                                row_number() over (partition by e.job_id order by e.id desc) as newest,
+                                row_number() over (partition by e.job_id order by e.scheduled_for desc) as newest,
                                 json_extract(j.spec, '$.keep_last') as keep_last
                          from executions e join jobs j on j.id = e.job_id
                          where ",

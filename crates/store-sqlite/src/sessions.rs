@@ -193,6 +193,18 @@ impl SessionStore for SqliteStore {
     }
 }
 
+/// A job's executions scheduled at or after an instant, newest scheduled instant first: the
+/// occurrence key `(job_id, scheduled_for)` read backwards as a range. Parameters: job id,
+/// workspace id, since, limit.
+pub(crate) const EXECUTION_POINTS: &str = concat!(
+    "select ",
+    execution_columns!(),
+    " from executions
+     where job_id = ? and workspace_id = ? and scheduled_for >= ?
+     order by scheduled_for desc
+     limit ?"
+);
+
 #[async_trait]
 impl HistoryStore for SqliteStore {
     async fn execution_points(
@@ -202,21 +214,14 @@ impl HistoryStore for SqliteStore {
         since: Option<DateTime<Utc>>,
         limit: u32,
     ) -> StoreResult<Vec<ExecutionPoint>> {
-        let rows = sqlx::query(concat!(
-            "select ",
-            execution_columns!(),
-            " from executions
-             where job_id = ? and workspace_id = ? and scheduled_for >= ?
-             order by id desc
-             limit ?"
-        ))
-        .bind(job_id)
-        .bind(workspace_id)
-        .bind(since.map_or(i64::MIN, ms))
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?;
+        let rows = sqlx::query(EXECUTION_POINTS)
+            .bind(job_id)
+            .bind(workspace_id)
+            .bind(since.map_or(i64::MIN, ms))
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
         rows.iter()
             .map(|row| {
                 let execution = execution_from_row(row)?;

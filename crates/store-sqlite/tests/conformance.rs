@@ -50,6 +50,7 @@ conformance_tests!(
     retrying_keeps_the_lease_and_run_at,
     leases_are_renewed,
     executions_list_newest_first_with_attempts_and_status_filter,
+    history_follows_the_schedule_and_pages_by_instant,
     delete_cascades,
     signing_secret_rotation,
     api_keys_and_users,

@@ -44,6 +44,7 @@ pub async fn run_all(store: &dyn Store) {
     retrying_keeps_the_lease_and_run_at(store).await;
     leases_are_renewed(store).await;
     executions_list_newest_first_with_attempts_and_status_filter(store).await;
+    history_follows_the_schedule_and_pages_by_instant(store).await;
     delete_cascades(store).await;
     signing_secret_rotation(store).await;
     api_keys_and_users(store).await;
@@ -1949,6 +1950,69 @@ pub async fn leases_are_renewed(store: &dyn Store) {
 
 /// A job's executions come newest first, each with its attempts in order, optionally filtered by
 /// status; `execution` reads the same.
+/// A job's history is ordered by scheduled instant, whatever order its executions were written
+/// in, and its pages follow on from the previous page's last execution without a gap or a
+/// repeat; a cursor that names no execution of the job gives an empty page.
+pub async fn history_follows_the_schedule_and_pages_by_instant(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let t = now();
+    let job = insert_job(store, &workspace, "written out of order", None).await;
+    let other_job = insert_job(store, &workspace, "another history", None).await;
+    // Written in this order, scheduled in another: a catch-up, a manual run and an occurrence
+    // prepared ahead of its instant write executions out of schedule order.
+    let at_120 = insert_execution(store, &job, t + secs(120), None).await;
+    let at_0 = insert_execution(store, &job, t, None).await;
+    let at_240 = insert_execution(store, &job, t + secs(240), None).await;
+    let at_60 = insert_execution(store, &job, t + secs(60), None).await;
+    let elsewhere = insert_execution(store, &other_job, t + secs(180), None).await;
+    let newest_first = [&at_240.id, &at_120.id, &at_60.id, &at_0.id];
+
+    let all = all_executions(store, &workspace, &job).await;
+    let ids: Vec<&String> = all.iter().map(|e| &e.id).collect();
+    assert_eq!(ids, newest_first, "newest scheduled instant first");
+
+    let page_of = |limit: u32, after: Option<String>| {
+        let workspace = &workspace;
+        let job = &job;
+        async move {
+            store
+                .list_executions(
+                    &workspace.id,
+                    &job.id,
+                    &ExecutionFilter::default(),
+                    &PageRequest { limit, after },
+                )
+                .await
+                .expect("list executions")
+        }
+    };
+    for limit in [1, 3] {
+        let mut walked = Vec::new();
+        let mut after = None;
+        loop {
+            let page = page_of(limit, after).await;
+            assert!(page.items.len() <= limit as usize);
+            walked.extend(page.items.into_iter().map(|e| e.id));
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let walked: Vec<&String> = walked.iter().collect();
+        assert_eq!(
+            walked, newest_first,
+            "pages of {limit} walk the history once"
+        );
+    }
+    for foreign in [elsewhere.id.clone(), "exe_not_there".to_owned()] {
+        let page = page_of(10, Some(foreign.clone())).await;
+        assert!(
+            page.items.is_empty() && page.next_after.is_none(),
+            "a cursor of `{foreign}` is no execution of the job: {page:?}"
+        );
+    }
+}
+
 pub async fn executions_list_newest_first_with_attempts_and_status_filter(store: &dyn Store) {
     let workspace = new_workspace(store).await;
     let t = now();

@@ -23,8 +23,9 @@ pub struct ExecutionPoint {
 /// Overviews of executions.
 #[async_trait]
 pub trait HistoryStore: Send + Sync {
-    /// At most `limit` executions of the job `job_id` in `workspace_id`, newest first (by id,
-    /// which is creation order), restricted to those scheduled at or after `since` when given.
+    /// At most `limit` executions of the job `job_id` in `workspace_id`, newest first (by
+    /// scheduled instant, unique within a job), restricted to those scheduled at or after
+    /// `since` when given.
     /// Another workspace's job yields nothing.
     async fn execution_points(
         &self,

@@ -371,7 +371,10 @@ pub trait Store:
     /// how many were extended (a lease that lasts until then already is left alone, unwritten).
     async fn renew_leases(&self, node_id: &str, until: DateTime<Utc>) -> StoreResult<u64>;
     async fn execution(&self, workspace_id: &str, id: &str) -> StoreResult<Option<Execution>>;
-    /// A job's executions, newest first, with their attempts.
+    /// A job's executions, newest first (by scheduled instant, which is unique within a job),
+    /// with their attempts. `page.after` is the id of the previous page's last execution: the
+    /// page starts below its instant (an id that names no execution of the job gives an empty
+    /// page).
     async fn list_executions(
         &self,
         workspace_id: &str,
