@@ -135,8 +135,23 @@ struct CronSchedule {
     elapsed: bool,
     /// The normalised expression handed to croner (names resolved, `H` substituted).
     expression: String,
+    /// The expression as written (macros expanded) and the job id that seeds its `H`: what
+    /// [`CronSchedule::description`] parses again. Describing costs several times what compiling
+    /// does, and only the API's and the dashboard's views ask for it, not the scheduler or
+    /// validation.
+    written: String,
+    seed: String,
+}
+
+impl CronSchedule {
     /// English description, without the time zone.
-    description: String,
+    fn description(&self) -> String {
+        match parse_expression(&self.written, &self.seed) {
+            Ok(parsed) => describe_fields(&parsed.fields),
+            // Unreachable: `compile` parsed the same text with the same seed.
+            Err(_) => self.expression.clone(),
+        }
+    }
 }
 
 impl CompiledSchedule {
@@ -186,8 +201,9 @@ impl CompiledSchedule {
                         cron,
                         tz,
                         elapsed: parsed.elapsed,
-                        description: describe_fields(&parsed.fields),
                         expression: parsed.expression,
+                        written: expression.to_owned(),
+                        seed: job_id.to_owned(),
                     })),
                 })
             }
@@ -227,8 +243,8 @@ impl CompiledSchedule {
         match &self.kind {
             Kind::At(at) => format!("Once, at {}", at.format("%Y-%m-%d %H:%M:%S UTC")),
             Kind::Every { interval_secs, .. } => describe_interval(*interval_secs),
-            Kind::Cron(cron) if cron.tz == Tz::UTC => cron.description.clone(),
-            Kind::Cron(cron) => format!("{} ({})", cron.description, cron.tz.name()),
+            Kind::Cron(cron) if cron.tz == Tz::UTC => cron.description(),
+            Kind::Cron(cron) => format!("{} ({})", cron.description(), cron.tz.name()),
         }
     }
 
@@ -1734,6 +1750,34 @@ mod tests {
             r#""0 3 * * *""#,
         ] {
             assert!(serde_json::from_str::<ScheduleSpec>(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The description is worked out when asked for, from the expression as written and the
+    /// job's seed: it names the minute `H` drew for this job, the one the schedule fires at.
+    #[test]
+    fn descriptions_name_what_h_drew_for_the_job() {
+        for job_id in ["job_a", "job_b", "job_c"] {
+            let schedule = CompiledSchedule::compile(
+                &ScheduleSpec::Cron {
+                    cron: "H 3 * * *".into(),
+                    timezone: "Europe/Berlin".into(),
+                },
+                job_id,
+                anchor(),
+            )
+            .expect("compiles");
+            let resolved = schedule.resolved_expression().expect("a cron expression");
+            let fields: Vec<&str> = resolved.split_ascii_whitespace().collect();
+            // Five fields, or six with seconds first.
+            let minute: u32 = fields[fields.len() - 5]
+                .parse()
+                .unwrap_or_else(|_| panic!("a minute in `{resolved}`"));
+            assert_eq!(
+                schedule.describe(),
+                format!("At 03:{minute:02}, every day (Europe/Berlin)"),
+                "{job_id}: {resolved}"
+            );
         }
     }
 
