@@ -106,7 +106,7 @@ fn parse_status(text: &str) -> Result<ExecutionStatus, ApiError> {
 
 /// List a job's executions
 ///
-/// Newest first, with their attempts.
+/// Newest first (by scheduled instant, which is unique within a job), with their attempts.
 #[utoipa::path(
     get,
     path = "/api/v1/jobs/{id}/executions",

@@ -86,7 +86,7 @@ pub struct Execution {
     pub attempts: Vec<Attempt>,
 }
 
-/// A page of executions, newest first.
+/// A page of executions, newest first (by scheduled instant).
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutionList {
