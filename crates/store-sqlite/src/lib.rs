@@ -1567,6 +1567,17 @@ mod tests {
         assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
     }
 
+    #[tokio::test]
+    async fn pruning_by_keep_last_reads_the_occurrence_key_in_order() {
+        let (store, _dir) = fresh().await;
+        let plan = plan(&store, maintenance::PRUNE_BEYOND_KEEP_LAST, 1).await;
+        assert!(
+            plan.contains("SCAN e USING INDEX sqlite_autoindex_executions_2"),
+            "{plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+    }
+
     /// SQLite evaluates each partial index's where clause for every row written (twice for an
     /// update). Written as `in (...)` lists of three or more constants, each evaluation built a
     /// temporary b-tree of the constants: nine per execution.

@@ -21,6 +21,27 @@ pub(crate) const PRUNE_BY_AGE: &str = concat!(
          limit ?3)"
 );
 
+/// Finished executions beyond their job's `keep_last`, newest scheduled instant kept (`?1` the
+/// limit). A job's rank from its newest is counted from its oldest (the partition's size less
+/// the rank from the oldest, plus one), so the occurrence key `(job_id, scheduled_for)` is read
+/// in its own order: ranked from the newest, SQLite sorted each job's executions again.
+pub(crate) const PRUNE_BEYOND_KEEP_LAST: &str = concat!(
+    "delete from executions where id in (
+         select id from (
+             select e.id,
+                    count(*) over (partition by e.job_id)
+                        - row_number() over (partition by e.job_id order by e.scheduled_for)
+                        + 1 as newest,
+                    json_extract(j.spec, '$.keep_last') as keep_last
+             from executions e join jobs j on j.id = e.job_id
+             where ",
+    finished!("e.status"),
+    "
+               and json_extract(j.spec, '$.keep_last') is not null)
+         where newest > keep_last
+         limit ?1)"
+);
+
 #[async_trait]
 impl MaintenanceStore for SqliteStore {
     async fn prune_executions(
@@ -41,25 +62,12 @@ impl MaintenanceStore for SqliteStore {
             .rows_affected();
         let room = i64::from(batch).saturating_sub(i64::try_from(by_age).unwrap_or(i64::MAX));
         let by_count = if room > 0 {
-            sqlx::query(concat!(
-                "delete from executions where id in (
-                     select id from (
-                         select e.id,
-                                row_number() over (partition by e.job_id order by e.scheduled_for desc) as newest,
-                                json_extract(j.spec, '$.keep_last') as keep_last
-                         from executions e join jobs j on j.id = e.job_id
-                         where ",
-                    finished!("e.status"),
-                    "
-                           and json_extract(j.spec, '$.keep_last') is not null)
-                     where newest > keep_last
-                     limit ?1)"
-            ))
-            .bind(room)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected()
+            sqlx::query(PRUNE_BEYOND_KEEP_LAST)
+                .bind(room)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected()
         } else {
             0
         };
