@@ -154,9 +154,10 @@ struct WriteRequest {
     reply: oneshot::Sender<bool>,
 }
 
-/// The executions this node is working on, by execution id, with their job id and the token
-/// that cancels them (the `replace` overlap policy).
-type Running = Arc<Mutex<HashMap<String, (String, CancellationToken)>>>;
+/// The executions this node is working on: for each, its job id and the token that cancels it
+/// (the `replace` overlap policy). A slot per execution, which the execution's task frees by
+/// index when it ends.
+type Running = Arc<Mutex<slab::Slab<(String, CancellationToken)>>>;
 
 /// Jobs edited, paused or deleted in this process, with when: an execution prepared ahead of
 /// its instant before that moment asks the store whether it still stands before sending.
@@ -248,13 +249,7 @@ impl ExecutorHandle {
     /// overlap policy, after the store has recorded them cancelled. Their attempt in flight is
     /// dropped without a record (the store wrote the cut attempt).
     pub fn cancel_job(&self, job_id: &str) {
-        let running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
-        for (execution_id, (running_job, token)) in running.iter() {
-            if running_job == job_id {
-                debug!(%execution_id, %job_id, "cancelling: replaced by a newer occurrence");
-                token.cancel();
-            }
-        }
+        cancel_running_of_job(&self.inner.running, job_id);
     }
 
     /// Notes that a job was edited, paused or deleted: its executions prepared ahead of their
@@ -630,7 +625,7 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
     // `held` was counted when the execution was handed over; this releases it at the end.
     let _held = HeldRelease(&shared.counters);
     let cancelled = CancellationToken::new();
-    let _registered = Registered::new(&shared.running, &execution, cancelled.clone());
+    let _registered = Registered::new(&shared.running, &execution.job_id, cancelled.clone());
     let lease = chrono_duration(shared.config.lease);
     let max_attempts = execution.spec.retry.max_attempts.max(1);
     let mut number = execution.attempts_done + 1;
@@ -924,22 +919,30 @@ impl Shared {
     }
 }
 
-/// An execution's entry in [`Running`], removed when its task ends.
+/// Cancels the executions of `job_id` in `running`.
+fn cancel_running_of_job(running: &Running, job_id: &str) {
+    let running = running.lock().unwrap_or_else(|p| p.into_inner());
+    for (_, (running_job, token)) in running.iter() {
+        if running_job == job_id {
+            debug!(%job_id, "cancelling an execution: replaced by a newer occurrence");
+            token.cancel();
+        }
+    }
+}
+
+/// An execution's slot in [`Running`], freed when its task ends.
 struct Registered<'a> {
     running: &'a Running,
-    execution_id: String,
+    slot: usize,
 }
 
 impl<'a> Registered<'a> {
-    fn new(running: &'a Running, execution: &ClaimedExecution, token: CancellationToken) -> Self {
-        running
+    fn new(running: &'a Running, job_id: &str, token: CancellationToken) -> Self {
+        let slot = running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(execution.id.clone(), (execution.job_id.clone(), token));
-        Self {
-            running,
-            execution_id: execution.id.clone(),
-        }
+            .insert((job_id.to_owned(), token));
+        Self { running, slot }
     }
 }
 
@@ -948,7 +951,7 @@ impl Drop for Registered<'_> {
         self.running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.execution_id);
+            .try_remove(self.slot);
     }
 }
 
@@ -1346,6 +1349,33 @@ fn chrono_duration(duration: Duration) -> chrono::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn running_executions_are_cancelled_by_job_and_freed_when_they_end() {
+        let running = Running::default();
+        let tokens: Vec<CancellationToken> = (0..3).map(|_| CancellationToken::new()).collect();
+        let first = Registered::new(&running, "job_a", tokens[0].clone());
+        let second = Registered::new(&running, "job_a", tokens[1].clone());
+        let other = Registered::new(&running, "job_b", tokens[2].clone());
+        let held = || running.lock().unwrap_or_else(|p| p.into_inner()).len();
+        assert_eq!(held(), 3);
+
+        cancel_running_of_job(&running, "job_a");
+        assert!(tokens[0].is_cancelled() && tokens[1].is_cancelled());
+        assert!(!tokens[2].is_cancelled(), "another job's execution runs on");
+
+        drop(first);
+        assert_eq!(held(), 2, "an ended execution frees its slot");
+        // A freed slot is taken again; the execution in it is the new one's.
+        let reused = CancellationToken::new();
+        let again = Registered::new(&running, "job_c", reused.clone());
+        drop(second);
+        cancel_running_of_job(&running, "job_c");
+        assert!(reused.is_cancelled());
+        drop(again);
+        drop(other);
+        assert_eq!(held(), 0);
+    }
     use chrono::TimeZone as _;
 
     fn rule(status: StatusRule, max_duration_ms: Option<u64>) -> SuccessRule {
