@@ -16,7 +16,7 @@ use cronhook_core::{
 
 use crate::{
     ApiKey, AttemptRecord, ClaimedExecution, ExecutionFilter, Lease, Materialized, NewExecution,
-    NextStep, Occurrence, PageRequest, Store, StoreError, User, Workspace,
+    NextStep, Occurrence, Page, PageRequest, Store, StoreError, User, Workspace,
 };
 
 /// Runs every check, one after the other, against one store.
@@ -297,19 +297,29 @@ async fn all_executions(
     workspace: &Workspace,
     job: &Job,
 ) -> Vec<cronhook_core::Execution> {
+    executions_page(store, workspace, job, None, 1000, None)
+        .await
+        .items
+}
+
+/// One page of a job's history, of one status when given.
+async fn executions_page(
+    store: &dyn Store,
+    workspace: &Workspace,
+    job: &Job,
+    status: Option<ExecutionStatus>,
+    limit: u32,
+    after: Option<String>,
+) -> Page<cronhook_core::Execution> {
     store
         .list_executions(
             &workspace.id,
             &job.id,
-            &ExecutionFilter::default(),
-            &PageRequest {
-                limit: 1000,
-                after: None,
-            },
+            &ExecutionFilter { status },
+            &PageRequest { limit, after },
         )
         .await
         .expect("list executions")
-        .items
 }
 
 fn occurrence(
@@ -1972,19 +1982,7 @@ pub async fn history_follows_the_schedule_and_pages_by_instant(store: &dyn Store
     assert_eq!(ids, newest_first, "newest scheduled instant first");
 
     let page_of = |limit: u32, after: Option<String>| {
-        let workspace = &workspace;
-        let job = &job;
-        async move {
-            store
-                .list_executions(
-                    &workspace.id,
-                    &job.id,
-                    &ExecutionFilter::default(),
-                    &PageRequest { limit, after },
-                )
-                .await
-                .expect("list executions")
-        }
+        executions_page(store, &workspace, &job, None, limit, after)
     };
     for limit in [1, 3] {
         let mut walked = Vec::new();
@@ -2093,21 +2091,7 @@ pub async fn executions_list_newest_first_with_attempts_and_status_filter(store:
     }
 
     let by_status = |status: ExecutionStatus, limit: u32, after: Option<String>| {
-        let workspace = &workspace;
-        let job = &job;
-        async move {
-            store
-                .list_executions(
-                    &workspace.id,
-                    &job.id,
-                    &ExecutionFilter {
-                        status: Some(status),
-                    },
-                    &PageRequest { limit, after },
-                )
-                .await
-                .expect("list executions")
-        }
+        executions_page(store, &workspace, &job, Some(status), limit, after)
     };
     let succeeded = by_status(ExecutionStatus::Succeeded, 10, None).await;
     let ids: Vec<_> = succeeded.items.iter().map(|e| e.id.as_str()).collect();
