@@ -23,6 +23,7 @@ use cronhook_store::{ApiKey, Store, User, Workspace};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    cronhook_executor::allocator::keep_freed_memory_between_bursts();
     let cli = Cli::parse();
     config::init_tracing(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -10,6 +10,7 @@
 //! `webhook-id`. The database row is the truth: whatever this node drops or loses in a crash is
 //! taken over by another node once its lease runs out.
 
+pub mod allocator;
 mod http;
 mod instants;
 pub mod signing;
