@@ -6,6 +6,7 @@
 //! whose sizes are powers of two, so a batch of any size reuses a few prepared statements
 //! (`MAX_ROWS` = 256 gives at most nine shapes per statement).
 
+use std::collections::HashSet;
 use std::ops::Range;
 
 use cronhook_store::StoreResult;
@@ -32,7 +33,31 @@ pub(crate) struct RowsStatement {
     pub(crate) returning: &'static str,
 }
 
-/// The savepoint the chunks of [`RowsStatement::changed_keys`] run in.
+/// Which rows of a batch a statement changed (see [`RowsStatement::changed_rows`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Changed {
+    /// Every row: the common case, told without copying a key.
+    All,
+    /// Only the rows with these keys (the statement's `returning` column).
+    Only(HashSet<String>),
+}
+
+impl Changed {
+    /// Whether the row with this key changed.
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        match self {
+            Changed::All => true,
+            Changed::Only(keys) => keys.contains(key),
+        }
+    }
+
+    /// Whether no row changed.
+    pub(crate) fn is_none(&self) -> bool {
+        matches!(self, Changed::Only(keys) if keys.is_empty())
+    }
+}
+
+/// The savepoint the chunks of [`RowsStatement::changed_rows`] run in.
 const CHUNK_SAVEPOINT: &str = "cronhook_rows_chunk";
 
 impl RowsStatement {
@@ -61,8 +86,8 @@ impl RowsStatement {
         chunk.fold(sqlx::query(sqlx::AssertSqlSafe(sql)), bind)
     }
 
-    /// Runs the statement over `rows`, one query per chunk (see [`chunks`]), and returns the
-    /// `key` of every row it changed.
+    /// Runs the statement over `rows`, one query per chunk (see [`chunks`]), and tells which
+    /// rows it changed, by their `key`.
     ///
     /// Nearly always every row changes, and then nothing is read back: the chunks run without
     /// their `returning` clause inside one savepoint, and only when a chunk changed fewer rows
@@ -72,15 +97,14 @@ impl RowsStatement {
     /// kept the lock ~2× as long as SQLite worked under load.) The count stands for the rows
     /// only when no two rows of a chunk change the same row, which holds for our statements:
     /// their rows have distinct keys.
-    pub(crate) async fn changed_keys<T>(
+    pub(crate) async fn changed_rows<T>(
         &self,
         conn: &mut SqliteConnection,
         rows: &[T],
-        key: impl Fn(&T) -> &str,
         bind: impl Fn(Query, &T) -> Query,
-    ) -> StoreResult<Vec<String>> {
+    ) -> StoreResult<Changed> {
         if rows.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Changed::All);
         }
         savepoint(conn, "savepoint").await?;
         let mut every_row_changed = true;
@@ -98,11 +122,11 @@ impl RowsStatement {
         }
         if every_row_changed {
             savepoint(conn, "release").await?;
-            return Ok(rows.iter().map(|row| key(row).to_owned()).collect());
+            return Ok(Changed::All);
         }
         savepoint(conn, "rollback to").await?;
         savepoint(conn, "release").await?;
-        let mut changed = Vec::with_capacity(rows.len());
+        let mut changed = HashSet::with_capacity(rows.len());
         for chunk in chunks(rows.len()) {
             for row in self
                 .chunk_query(rows[chunk].iter(), true, &bind)
@@ -110,10 +134,10 @@ impl RowsStatement {
                 .await
                 .map_err(db_err)?
             {
-                changed.push(row.try_get::<String, _>(0).map_err(db_err)?);
+                changed.insert(row.try_get::<String, _>(0).map_err(db_err)?);
             }
         }
-        Ok(changed)
+        Ok(Changed::Only(changed))
     }
 
     /// Runs the statement over `rows`, one query per chunk (see [`chunks`]).

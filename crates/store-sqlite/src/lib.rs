@@ -523,12 +523,10 @@ async fn record_wave(
             )),
         }
     }
-    let mut accepted_ids: std::collections::HashSet<String> = std::collections::HashSet::new();
-    let ids = RECORD_RETRIES
-        .changed_keys(
+    let retried = RECORD_RETRIES
+        .changed_rows(
             tx,
             &retries,
-            |(record, ..)| record.execution_id.as_str(),
             |query, &(record, started_at, run_at, lease_until)| {
                 query
                     .bind(record.execution_id.as_str())
@@ -540,12 +538,10 @@ async fn record_wave(
             },
         )
         .await?;
-    accepted_ids.extend(ids);
-    let ids = RECORD_FINISHES
-        .changed_keys(
+    let finished = RECORD_FINISHES
+        .changed_rows(
             tx,
             &finishes,
-            |(record, ..)| record.execution_id.as_str(),
             |query, (record, started_at, finished_at, status)| {
                 query
                     .bind(record.execution_id.as_str())
@@ -557,24 +553,28 @@ async fn record_wave(
             },
         )
         .await?;
-    accepted_ids.extend(ids);
+    // A wave holds each execution once, so a record was judged by exactly one of the two.
     let accepted: Vec<bool> = records
         .iter()
-        .map(|record| accepted_ids.contains(&record.execution_id))
+        .map(|record| match record.next {
+            NextStep::Retry { .. } => retried.contains(&record.execution_id),
+            NextStep::Finish { .. } => finished.contains(&record.execution_id),
+        })
         .collect();
     let attempts: Vec<(&str, &cronhook_core::Attempt)> = records
         .iter()
-        .filter(|r| accepted_ids.contains(&r.execution_id))
-        .map(|r| (r.execution_id.as_str(), &r.attempt))
+        .zip(&accepted)
+        .filter(|(_, accepted)| **accepted)
+        .map(|(r, _)| (r.execution_id.as_str(), &r.attempt))
         .collect();
     rows::insert_attempts(tx, &attempts).await?;
     // Failure streaks: a success of a job with no streak changes nothing, which is nearly
     // every execution; only the others go through the alerting rules one by one.
     let finished: Vec<&AttemptRecord> = records
         .iter()
-        .filter(|r| {
-            accepted_ids.contains(&r.execution_id) && matches!(r.next, NextStep::Finish { .. })
-        })
+        .zip(&accepted)
+        .filter(|(r, accepted)| **accepted && matches!(r.next, NextStep::Finish { .. }))
+        .map(|(r, _)| r)
         .collect();
     let succeeded: Vec<&str> = finished
         .iter()
@@ -646,25 +646,19 @@ async fn materialize_simple(
     occurrences: &[&Occurrence],
 ) -> StoreResult<Vec<Materialized>> {
     let advanced = ADVANCE_JOBS
-        .changed_keys(
-            conn,
-            occurrences,
-            |occurrence| occurrence.job_id.as_str(),
-            |query, occurrence| {
-                query
-                    .bind(occurrence.job_id.as_str())
-                    .bind(ms(occurrence.expected_next_run_at))
-                    .bind(opt_ms(occurrence.new_next_run_at))
-            },
-        )
+        .changed_rows(conn, occurrences, |query, occurrence| {
+            query
+                .bind(occurrence.job_id.as_str())
+                .bind(ms(occurrence.expected_next_run_at))
+                .bind(opt_ms(occurrence.new_next_run_at))
+        })
         .await?;
-    if advanced.is_empty() {
+    if advanced.is_none() {
         return Ok(vec![Materialized::Superseded; occurrences.len()]);
     }
-    let advanced: std::collections::HashSet<String> = advanced.into_iter().collect();
     let queued = enum_text(&ExecutionStatus::Queued)?;
     let running = enum_text(&ExecutionStatus::Running)?;
-    let mut rows = Vec::with_capacity(advanced.len());
+    let mut rows = Vec::with_capacity(occurrences.len());
     for occurrence in occurrences {
         if !advanced.contains(&occurrence.job_id) {
             continue;
@@ -673,34 +667,29 @@ async fn materialize_simple(
         rows.push((execution, enum_text(&execution.trigger)?));
     }
     let inserted = INSERT_SIMPLE_EXECUTIONS
-        .changed_keys(
-            conn,
-            &rows,
-            |(execution, _)| execution.job_id.as_str(),
-            |query, (execution, trigger)| {
-                let lease = execution.lease.as_ref();
-                query
-                    .bind(execution.id.as_str())
-                    .bind(execution.workspace_id.as_str())
-                    .bind(execution.job_id.as_str())
-                    .bind(ms(execution.scheduled_for))
-                    .bind(trigger.as_str())
-                    .bind(if lease.is_some() {
-                        running.as_str()
-                    } else {
-                        queued.as_str()
-                    })
-                    .bind(ms(execution.run_at))
-                    .bind(lease.map(|lease| lease.node_id.as_str()))
-                    .bind(lease.map(|lease| ms(lease.until)))
-            },
-        )
+        .changed_rows(conn, &rows, |query, (execution, trigger)| {
+            let lease = execution.lease.as_ref();
+            query
+                .bind(execution.id.as_str())
+                .bind(execution.workspace_id.as_str())
+                .bind(execution.job_id.as_str())
+                .bind(ms(execution.scheduled_for))
+                .bind(trigger.as_str())
+                .bind(if lease.is_some() {
+                    running.as_str()
+                } else {
+                    queued.as_str()
+                })
+                .bind(ms(execution.run_at))
+                .bind(lease.map(|lease| lease.node_id.as_str()))
+                .bind(lease.map(|lease| ms(lease.until)))
+        })
         .await?;
-    let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
     Ok(occurrences
         .iter()
         .map(|occurrence| {
-            if inserted.contains(&occurrence.job_id) {
+            // `inserted` speaks only of the rows of jobs that advanced.
+            if advanced.contains(&occurrence.job_id) && inserted.contains(&occurrence.job_id) {
                 Materialized::Created
             } else {
                 // Not advanced (an edit, a pause, a delete or another scheduler came first),
