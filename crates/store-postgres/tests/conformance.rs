@@ -702,6 +702,14 @@ mod alerts_conformance {
         .await;
     }
 
+    #[tokio::test]
+    async fn successes_in_one_batch_end_only_the_streaks_there_are() {
+        with_store(|store, _| async move {
+            conformance_alerts::successes_in_one_batch_end_only_the_streaks_there_are(&store).await;
+        })
+        .await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn alerts_are_claimed_once_under_concurrency() {
         with_store(|store, _| async move {

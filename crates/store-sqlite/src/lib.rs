@@ -79,6 +79,14 @@ macro_rules! finished {
     };
 }
 
+/// The where clause of `jobs_in_failure_streak` (`migrations/sqlite/0014_jobs_in_failure_streak.sql`),
+/// word for word, so that a query repeating it can read that index.
+macro_rules! in_failure_streak {
+    () => {
+        "(failure_streak > 0 or failure_streak_alerted or failure_streak_started_at is not null)"
+    };
+}
+
 mod alerts;
 mod api_keys;
 mod batch;
@@ -496,6 +504,20 @@ const RECORD_FINISHES: batch::RowsStatement = batch::RowsStatement {
     returning: "executions.id",
 };
 
+/// Of the executions named in the JSON array `?1`, those whose job is in a failure streak. Both
+/// subqueries read `jobs_in_failure_streak`. The first does not depend on the executions, so
+/// SQLite works it out once, and while no job is in a streak (nearly always) it passes over
+/// each row of the batch without searching `executions`. (A scalar subquery, not `exists`:
+/// SQLite turns an `exists` into a join, evaluated per row.)
+const SUCCEEDED_IN_FAILURE_STREAK: &str = concat!(
+    "select e.id from json_each(?1) s join executions e on e.id = s.value
+     where (select 1 from jobs where ",
+    in_failure_streak!(),
+    " limit 1) is not null and e.job_id in (select id from jobs where ",
+    in_failure_streak!(),
+    ")"
+);
+
 /// Records attempts of distinct executions in a few statements (see `record_attempts`).
 async fn record_wave(
     tx: &mut Transaction<'static, Sqlite>,
@@ -584,18 +606,13 @@ async fn record_wave(
     let streaked: std::collections::HashSet<String> = if succeeded.is_empty() {
         std::collections::HashSet::new()
     } else {
-        sqlx::query_scalar::<_, String>(
-            "select e.id from json_each(?) s
-                 join executions e on e.id = s.value join jobs j on j.id = e.job_id
-                 where j.failure_streak > 0 or j.failure_streak_alerted
-                    or j.failure_streak_started_at is not null",
-        )
-        .bind(to_json(&succeeded)?)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(db_err)?
-        .into_iter()
-        .collect()
+        sqlx::query_scalar::<_, String>(SUCCEEDED_IN_FAILURE_STREAK)
+            .bind(to_json(&succeeded)?)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .collect()
     };
     for record in finished {
         let NextStep::Finish { status } = &record.next else {
@@ -1527,6 +1544,29 @@ mod tests {
             assert!(plan.contains(range), "{sql}: {plan}");
             assert!(!plan.contains("TEMP B-TREE"), "no sort: {sql}: {plan}");
         }
+    }
+
+    #[tokio::test]
+    async fn streak_checks_read_the_jobs_in_a_failure_streak() {
+        let (store, _dir) = fresh().await;
+        let plan = plan(&store, SUCCEEDED_IN_FAILURE_STREAK, 1).await;
+        // The scalar subquery is worked out once; while it finds no job, each row of the batch
+        // is passed over before the executions are searched.
+        assert!(plan.contains("SCALAR SUBQUERY"), "{plan}");
+        assert_eq!(
+            plan.matches("SCAN jobs USING INDEX jobs_in_failure_streak")
+                .count(),
+            2,
+            "both subqueries: {plan}"
+        );
+        assert!(
+            plan.contains("SEARCH e USING INDEX sqlite_autoindex_executions_1 (id=?)"),
+            "{plan}"
+        );
+        assert!(
+            !plan.contains("SCAN jobs\n") && !plan.contains("SEARCH j"),
+            "{plan}"
+        );
     }
 
     #[tokio::test]

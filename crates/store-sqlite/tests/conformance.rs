@@ -239,6 +239,12 @@ mod alerts_conformance {
         conformance_alerts::record_attempts_raises_alerts_once_per_streak(&store).await;
     }
 
+    #[tokio::test]
+    async fn successes_in_one_batch_end_only_the_streaks_there_are() {
+        let (store, _dir) = fresh().await;
+        conformance_alerts::successes_in_one_batch_end_only_the_streaks_there_are(&store).await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn alerts_are_claimed_once_under_concurrency() {
         let (store, _dir) = fresh().await;

@@ -65,16 +65,9 @@ async fn new_job(
 /// Counts runs, so that each gets its own scheduled instant.
 static RUNS: AtomicI64 = AtomicI64::new(1);
 
-/// Runs one execution of `job` to its end with one attempt answered `status_code`, finishing as
-/// `status`; returns the execution id.
-async fn run_once(
-    store: &dyn Store,
-    job: &Job,
-    status_code: u16,
-    status: ExecutionStatus,
-) -> String {
+/// Inserts one execution of `job`, leased, at an instant of its own; returns its id.
+async fn start_run(store: &dyn Store, job: &Job) -> String {
     let id = ids::new_id(ids::EXECUTION);
-    let node = "conformance-node".to_owned();
     let at = now();
     store
         .insert_execution(&NewExecution {
@@ -86,33 +79,53 @@ async fn run_once(
             trigger: Trigger::Manual,
             run_at: at,
             lease: Some(Lease {
-                node_id: node.clone(),
+                node_id: RUN_NODE.to_owned(),
                 until: at + Duration::seconds(30),
             }),
         })
         .await
         .expect("insert execution");
-    let accepted = store
-        .record_attempts(&[AttemptRecord {
-            execution_id: id.clone(),
-            node_id: node,
-            attempt: Attempt {
-                number: 1,
-                started_at: at,
-                duration_ms: 12,
-                status_code: Some(status_code),
-                error: None,
-                response_headers: BTreeMap::new(),
-                response_body: Some(format!("{{\"status\":{status_code}}}{}", "x".repeat(700))),
-                response_body_truncated: false,
-                redirect_location: None,
-                timing: Timing {
-                    total_ms: 12,
-                    ..Timing::default()
-                },
+    id
+}
+
+/// The node [`start_run`] leases executions to.
+const RUN_NODE: &str = "conformance-node";
+
+/// The record of a started run's one attempt, answered `status_code`, finishing it as `status`.
+fn last_attempt(execution_id: &str, status_code: u16, status: ExecutionStatus) -> AttemptRecord {
+    AttemptRecord {
+        execution_id: execution_id.to_owned(),
+        node_id: RUN_NODE.to_owned(),
+        attempt: Attempt {
+            number: 1,
+            started_at: now(),
+            duration_ms: 12,
+            status_code: Some(status_code),
+            error: None,
+            response_headers: BTreeMap::new(),
+            response_body: Some(format!("{{\"status\":{status_code}}}{}", "x".repeat(700))),
+            response_body_truncated: false,
+            redirect_location: None,
+            timing: Timing {
+                total_ms: 12,
+                ..Timing::default()
             },
-            next: NextStep::Finish { status },
-        }])
+        },
+        next: NextStep::Finish { status },
+    }
+}
+
+/// Runs one execution of `job` to its end with one attempt answered `status_code`, finishing as
+/// `status`; returns the execution id.
+async fn run_once(
+    store: &dyn Store,
+    job: &Job,
+    status_code: u16,
+    status: ExecutionStatus,
+) -> String {
+    let id = start_run(store, job).await;
+    let accepted = store
+        .record_attempts(&[last_attempt(&id, status_code, status)])
         .await
         .expect("record");
     assert_eq!(accepted, vec![true]);
@@ -141,6 +154,82 @@ fn kinds_for(alerts: &[Alert], job: &Job) -> Vec<(AlertKind, String)> {
         .filter(|alert| alert.job_id.as_deref() == Some(job.id.as_str()))
         .map(|alert| (alert.kind, alert.channel_id.clone()))
         .collect()
+}
+
+/// Successes recorded in one call end the streaks of the jobs that had one, and only theirs: a
+/// store may look up which jobs are in a streak for the whole batch.
+pub async fn successes_in_one_batch_end_only_the_streaks_there_are(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let channel = new_channel(store, &workspace, "only").await;
+    let alerted = new_job(
+        store,
+        &workspace,
+        "alerted",
+        1,
+        None,
+        vec![channel.id.clone()],
+    )
+    .await;
+    let below = new_job(
+        store,
+        &workspace,
+        "below",
+        2,
+        None,
+        vec![channel.id.clone()],
+    )
+    .await;
+    let healthy = new_job(
+        store,
+        &workspace,
+        "healthy",
+        1,
+        None,
+        vec![channel.id.clone()],
+    )
+    .await;
+    run_once(store, &alerted, 500, ExecutionStatus::Failed).await;
+    run_once(store, &below, 500, ExecutionStatus::Failed).await;
+    run_once(store, &healthy, 200, ExecutionStatus::Succeeded).await;
+
+    let mut batch = Vec::new();
+    for job in [&healthy, &alerted, &below, &healthy] {
+        let id = start_run(store, job).await;
+        batch.push(last_attempt(&id, 200, ExecutionStatus::Succeeded));
+    }
+    let accepted = store
+        .record_attempts(&batch)
+        .await
+        .expect("record the batch");
+    assert_eq!(accepted, vec![true; 4]);
+    let alerts = alerts_of(store, &workspace).await;
+    assert_eq!(
+        kinds_for(&alerts, &alerted),
+        vec![
+            (AlertKind::Failing, channel.id.clone()),
+            (AlertKind::Recovered, channel.id.clone())
+        ]
+    );
+    assert_eq!(
+        alerts
+            .iter()
+            .find(|alert| alert.kind == AlertKind::Recovered)
+            .and_then(|alert| alert.execution_id.as_deref()),
+        Some(batch[1].execution_id.as_str()),
+        "recovered by its own success in the batch"
+    );
+    assert!(kinds_for(&alerts, &healthy).is_empty());
+    assert!(kinds_for(&alerts, &below).is_empty());
+    // `below`'s streak of one ended too: one more failure is a streak of one, under its
+    // threshold of two, so still no alert.
+    run_once(store, &below, 500, ExecutionStatus::Failed).await;
+    assert!(kinds_for(&alerts_of(store, &workspace).await, &below).is_empty());
+    run_once(store, &below, 500, ExecutionStatus::Failed).await;
+    assert_eq!(
+        kinds_for(&alerts_of(store, &workspace).await, &below),
+        vec![(AlertKind::Failing, channel.id.clone())],
+        "a new streak of two"
+    );
 }
 
 /// The streak rules through `record_attempts`: one alert per channel per streak, a recovery,
