@@ -1644,6 +1644,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn sqlite_is_built_as_configured() {
+        let (store, _dir) = fresh().await;
+        let options: Vec<String> = sqlx::query_scalar("pragma compile_options")
+            .fetch_all(&store.writer)
+            .await
+            .expect("compile options");
+        // `.cargo/config.toml`, LIBSQLITE3_FLAGS.
+        for wanted in [
+            "DEFAULT_MEMSTATUS=0",
+            "DEFAULT_LOOKASIDE=1200,1000",
+            "ENABLE_QPSG",
+        ] {
+            assert!(options.iter().any(|o| o == wanted), "{wanted}: {options:?}");
+        }
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn connections_are_set_up_as_documented() {
         let (store, _dir) = fresh().await;
         for pool in [&store.writer, &store.reader] {
