@@ -88,6 +88,7 @@ macro_rules! in_failure_streak {
 }
 
 mod alerts;
+mod allocator;
 mod api_keys;
 mod batch;
 mod convert;
@@ -230,6 +231,7 @@ impl SqliteStore {
                 format!("`{url}` is an in-memory database; cronhook needs a file").into(),
             ));
         }
+        allocator::route_sqlite_to_mimalloc();
         let options = SqliteConnectOptions::from_str(url)
             .map_err(db_err)?
             .create_if_missing(true)
