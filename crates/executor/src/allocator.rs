@@ -4,11 +4,12 @@
 //! of a burst (requests, captured answers, rows) is freed when it ends. mimalloc returns freed
 //! memory to the operating system 1 s after it is freed, by default, so a burst every second
 //! or every few seconds faulted the same memory in again each time, zeroed huge page by huge
-//! page: ~9 % of `cronhook`'s CPU at 12 000 executions per second (BENCHMARKS.md, session 12).
+//! page: ~6 % of `cronhook`'s CPU per execution at 12 000 executions per second (BENCHMARKS.md,
+//! session 12).
 //! Freed memory is kept for [`PURGE_DELAY_MS`] instead; a process idle that long still gives
 //! it back.
 
-use std::os::raw::{c_int, c_long};
+use std::ffi::{c_int, c_long};
 
 /// How long freed memory stays with the process before it goes back to the operating system.
 pub const PURGE_DELAY_MS: c_long = 10_000;

@@ -87,7 +87,7 @@ impl RowsStatement {
     }
 
     /// Runs the statement over `rows`, one query per chunk (see [`chunks`]), and tells which
-    /// rows it changed, by their `key`.
+    /// rows it changed: all of them, or those whose `returning` column it read back.
     ///
     /// Nearly always every row changes, and then nothing is read back: the chunks run without
     /// their `returning` clause inside one savepoint, and only when a chunk changed fewer rows

@@ -547,7 +547,7 @@ async fn record_wave(
             )),
         }
     }
-    let retried = RECORD_RETRIES
+    let retries_applied = RECORD_RETRIES
         .changed_rows(
             tx,
             &retries,
@@ -562,7 +562,7 @@ async fn record_wave(
             },
         )
         .await?;
-    let finished = RECORD_FINISHES
+    let finishes_applied = RECORD_FINISHES
         .changed_rows(
             tx,
             &finishes,
@@ -581,8 +581,8 @@ async fn record_wave(
     let accepted: Vec<bool> = records
         .iter()
         .map(|record| match record.next {
-            NextStep::Retry { .. } => retried.contains(&record.execution_id),
-            NextStep::Finish { .. } => finished.contains(&record.execution_id),
+            NextStep::Retry { .. } => retries_applied.contains(&record.execution_id),
+            NextStep::Finish { .. } => finishes_applied.contains(&record.execution_id),
         })
         .collect();
     let attempts: Vec<(&str, &cronhook_core::Attempt)> = records

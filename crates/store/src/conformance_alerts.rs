@@ -161,33 +161,10 @@ fn kinds_for(alerts: &[Alert], job: &Job) -> Vec<(AlertKind, String)> {
 pub async fn successes_in_one_batch_end_only_the_streaks_there_are(store: &dyn Store) {
     let workspace = new_workspace(store).await;
     let channel = new_channel(store, &workspace, "only").await;
-    let alerted = new_job(
-        store,
-        &workspace,
-        "alerted",
-        1,
-        None,
-        vec![channel.id.clone()],
-    )
-    .await;
-    let below = new_job(
-        store,
-        &workspace,
-        "below",
-        2,
-        None,
-        vec![channel.id.clone()],
-    )
-    .await;
-    let healthy = new_job(
-        store,
-        &workspace,
-        "healthy",
-        1,
-        None,
-        vec![channel.id.clone()],
-    )
-    .await;
+    let channels = vec![channel.id.clone()];
+    let alerted = new_job(store, &workspace, "alerted", 1, None, channels.clone()).await;
+    let below = new_job(store, &workspace, "below", 2, None, channels.clone()).await;
+    let healthy = new_job(store, &workspace, "healthy", 1, None, channels).await;
     run_once(store, &alerted, 500, ExecutionStatus::Failed).await;
     run_once(store, &below, 500, ExecutionStatus::Failed).await;
     run_once(store, &healthy, 200, ExecutionStatus::Succeeded).await;
