@@ -28,16 +28,16 @@ pub fn keep_freed_memory_between_bursts() {
     unsafe { libmimalloc_sys::mi_option_set_default(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) }
 }
 
-/// The purge delay in effect, in milliseconds (-1: never).
-#[allow(unsafe_code)]
-pub fn purge_delay_ms() -> c_long {
-    // SAFETY: reads one integer of mimalloc's option table.
-    unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The purge delay in effect, in milliseconds (-1: never).
+    #[allow(unsafe_code)]
+    fn purge_delay_ms() -> c_long {
+        // SAFETY: reads one integer of mimalloc's option table.
+        unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }
+    }
 
     /// The child's part, chosen by this variable: mimalloc reads its environment when the
     /// process loads, so each case runs in a process of its own.
