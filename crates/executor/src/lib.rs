@@ -1264,7 +1264,8 @@ fn request_headers(
     sent_at: chrono::DateTime<Utc>,
     signature: Option<String>,
 ) -> HeaderMap {
-    let mut headers = HeaderMap::new();
+    // Room for the job's headers and ours, so the map is built without growing.
+    let mut headers = HeaderMap::with_capacity(job_headers.len() + 6);
     for (name, value) in job_headers {
         let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),
@@ -1278,27 +1279,39 @@ fn request_headers(
         }
         headers.append(name, value);
     }
+    // Each replaces the job's own header of that name; `HeaderValue::try_from(String)` keeps
+    // the string's buffer rather than copying it.
     let ours = [
-        ("user-agent", Some(USER_AGENT.to_owned())),
+        ("user-agent", Some(HeaderValue::from_static(USER_AGENT))),
         (
             "cronhook-scheduled-for",
-            Some(
+            HeaderValue::try_from(
                 execution
                     .scheduled_for
                     .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-            ),
+            )
+            .ok(),
         ),
-        ("cronhook-attempt", Some(number.to_string())),
-        ("webhook-id", Some(execution.id.clone())),
-        ("webhook-timestamp", Some(sent_at.timestamp().to_string())),
-        ("webhook-signature", signature),
+        ("cronhook-attempt", Some(HeaderValue::from(number))),
+        ("webhook-id", HeaderValue::from_str(&execution.id).ok()),
+        (
+            "webhook-timestamp",
+            Some(HeaderValue::from(sent_at.timestamp())),
+        ),
+        (
+            "webhook-signature",
+            signature.and_then(|signature| HeaderValue::try_from(signature).ok()),
+        ),
     ];
     for (name, value) in ours {
-        headers.remove(name);
-        if let Some(value) = value
-            && let Ok(value) = HeaderValue::from_str(&value)
-        {
-            headers.insert(HeaderName::from_static(name), value);
+        let name = HeaderName::from_static(name);
+        match value {
+            Some(value) => {
+                headers.insert(name, value);
+            }
+            None => {
+                headers.remove(name);
+            }
         }
     }
     headers
