@@ -4,6 +4,7 @@
 //! spec with its identity and schedule state. Serde forms here are the API's forms.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -204,7 +205,9 @@ impl Default for AlertPolicy {
 pub struct Job {
     pub id: String,
     pub workspace_id: String,
-    pub spec: JobSpec,
+    /// Shared: the scheduler hands the same spec to every execution of a job until it changes,
+    /// instead of a deep copy per fire. Edit it with `Arc::make_mut`.
+    pub spec: Arc<JobSpec>,
     /// The next occurrence still to be materialized; `None` when nothing is left to fire.
     pub next_run_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,

@@ -551,7 +551,7 @@ fn execution(url: &str, patch: serde_json::Value) -> ClaimedExecution {
         attempts_done: 0,
         interrupted: false,
         started_at: None,
-        spec,
+        spec: spec.into(),
     }
 }
 

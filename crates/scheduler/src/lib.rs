@@ -334,7 +334,7 @@ pub fn describe_metrics() {
 /// A materialized execution as the local executor takes it over, with its job's spec.
 fn handed_over(
     execution: &cronhook_store::NewExecution,
-    spec: cronhook_core::JobSpec,
+    spec: std::sync::Arc<cronhook_core::JobSpec>,
 ) -> ClaimedExecution {
     ClaimedExecution {
         id: execution.id.clone(),

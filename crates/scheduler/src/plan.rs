@@ -102,7 +102,7 @@ mod tests {
         let job = Job {
             id: "job_test".into(),
             workspace_id: "wsp_test".into(),
-            spec,
+            spec: spec.into(),
             next_run_at: Some(at(next_run_at)),
             created_at: created,
             updated_at: created,

@@ -42,7 +42,7 @@ async fn seed(store: &dyn Store, cron: &str, misfire: &str, next_run_at: DateTim
     let job = Job {
         id: ids::new_id(ids::JOB),
         workspace_id: workspace.id,
-        spec,
+        spec: spec.into(),
         next_run_at: Some(next_run_at),
         created_at: at(0, 0, 0),
         updated_at: at(0, 0, 0),

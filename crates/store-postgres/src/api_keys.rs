@@ -40,7 +40,12 @@ impl PostgresStore {
     pub(crate) async fn open_jobs(&self, jobs: &mut [Job]) -> StoreResult<()> {
         for job in jobs {
             self.sealer
-                .open_spec(self, &job.workspace_id, &job.id, &mut job.spec)
+                .open_spec(
+                    self,
+                    &job.workspace_id,
+                    &job.id,
+                    std::sync::Arc::make_mut(&mut job.spec),
+                )
                 .await?;
         }
         Ok(())

@@ -56,6 +56,7 @@ mod sessions;
 use std::collections::HashMap;
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -1098,7 +1099,7 @@ impl Store for PostgresStore {
         let Some(mut job) = row.as_ref().map(job_from_row).transpose()? else {
             return Ok(None);
         };
-        self.open_spec(&job.workspace_id, &job.id, &mut job.spec)
+        self.open_spec(&job.workspace_id, &job.id, Arc::make_mut(&mut job.spec))
             .await?;
         Ok(Some(job))
     }
@@ -1251,7 +1252,7 @@ impl Store for PostgresStore {
             self.open_spec(
                 &execution.workspace_id,
                 &execution.job_id,
-                &mut execution.spec,
+                Arc::make_mut(&mut execution.spec),
             )
             .await?;
         }

@@ -64,11 +64,16 @@ pub(crate) fn user_from_row(row: &PgRow) -> StoreResult<User> {
 }
 
 /// A stored spec, with the `name` and `paused` columns winning over the json's copies.
-fn spec_from_columns(id: &str, json: &str, name: String, paused: bool) -> StoreResult<JobSpec> {
+fn spec_from_columns(
+    id: &str,
+    json: &str,
+    name: String,
+    paused: bool,
+) -> StoreResult<std::sync::Arc<JobSpec>> {
     let mut spec: JobSpec = from_json(json, &format!("spec of job `{id}`"))?;
     spec.name = name;
     spec.paused = paused;
-    Ok(spec)
+    Ok(std::sync::Arc::new(spec))
 }
 
 /// Reads the columns of `job_columns!()`.

@@ -268,7 +268,7 @@ async fn nul_characters_round_trip() {
         let mut spec = minimal_spec("nul");
         spec.request.body = Some("before\0after".to_owned());
         let mut job = job(&created, "nul", None);
-        job.spec = spec;
+        job.spec = spec.into();
         store
             .insert_job(&job)
             .await
@@ -585,7 +585,7 @@ fn job(workspace: &Workspace, name: &str, next_run_at: Option<DateTime<Utc>>) ->
     Job {
         id: ids::new_id(ids::JOB),
         workspace_id: workspace.id.clone(),
-        spec: minimal_spec(name),
+        spec: minimal_spec(name).into(),
         next_run_at,
         created_at: at,
         updated_at: at,

@@ -100,6 +100,7 @@ mod sessions;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -1054,7 +1055,7 @@ impl Store for SqliteStore {
         let Some(mut job) = row.as_ref().map(job_from_row).transpose()? else {
             return Ok(None);
         };
-        self.open_spec(&job.workspace_id, &job.id, &mut job.spec)
+        self.open_spec(&job.workspace_id, &job.id, Arc::make_mut(&mut job.spec))
             .await?;
         Ok(Some(job))
     }
@@ -1183,7 +1184,12 @@ impl Store for SqliteStore {
         for (index, stored) in parsed {
             let job = &mut jobs[index];
             self.sealer
-                .open_spec(self, &job.workspace_id, &job.id, &mut job.spec)
+                .open_spec(
+                    self,
+                    &job.workspace_id,
+                    &job.id,
+                    Arc::make_mut(&mut job.spec),
+                )
                 .await?;
             self.due_specs.put(&job.id, stored, &job.spec);
         }
@@ -1337,7 +1343,7 @@ impl Store for SqliteStore {
             self.open_spec(
                 &execution.workspace_id,
                 &execution.job_id,
-                &mut execution.spec,
+                Arc::make_mut(&mut execution.spec),
             )
             .await?;
         }

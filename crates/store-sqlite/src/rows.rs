@@ -1,5 +1,7 @@
 //! Reading domain values out of rows, and writing attempts.
 
+use std::sync::Arc;
+
 use cronhook_core::{Attempt, AttemptError, Execution, Job, JobSpec};
 use cronhook_store::{ApiKey, ClaimedExecution, StoreResult, User, Workspace};
 use sqlx::Row;
@@ -75,7 +77,7 @@ pub(crate) fn job_from_row(row: &SqliteRow) -> StoreResult<Job> {
         get(row, "name")?,
         get(row, "paused")?,
     )?;
-    job_with_spec(row, id, spec)
+    job_with_spec(row, id, Arc::new(spec))
 }
 
 /// Reads the columns of `job_columns!()` of a due job: its spec from `cache` when the stored
@@ -93,10 +95,13 @@ pub(crate) fn due_job_from_row(
         return Ok((job_with_spec(row, id, spec)?, None));
     }
     let spec = spec_from_columns(&id, stored, name.to_owned(), paused)?;
-    Ok((job_with_spec(row, id, spec)?, Some(stored.to_owned())))
+    Ok((
+        job_with_spec(row, id, Arc::new(spec))?,
+        Some(stored.to_owned()),
+    ))
 }
 
-fn job_with_spec(row: &SqliteRow, id: String, spec: JobSpec) -> StoreResult<Job> {
+fn job_with_spec(row: &SqliteRow, id: String, spec: Arc<JobSpec>) -> StoreResult<Job> {
     Ok(Job {
         workspace_id: get(row, "workspace_id")?,
         spec,
@@ -138,12 +143,12 @@ pub(crate) fn claimed_from_row(row: &SqliteRow) -> StoreResult<ClaimedExecution>
         // Only a running execution whose lease ran out had an attempt in flight.
         interrupted: status == "running",
         started_at: opt_from_ms(get(row, "started_at")?)?,
-        spec: spec_from_columns(
+        spec: Arc::new(spec_from_columns(
             &job_id,
             get(row, "job_spec")?,
             get(row, "job_name")?,
             get(row, "job_paused")?,
-        )?,
+        )?),
         job_id,
         id,
     })

@@ -126,7 +126,7 @@ fn new_job(workspace: &Workspace, name: &str, next_run_at: Option<DateTime<Utc>>
     Job {
         id: ids::new_id(ids::JOB),
         workspace_id: workspace.id.clone(),
-        spec: spec(name),
+        spec: spec(name).into(),
         next_run_at,
         created_at: at,
         updated_at: at,
@@ -374,7 +374,7 @@ pub async fn jobs_round_trip(store: &dyn Store) {
         Some(job.clone())
     );
 
-    job.spec = rich_spec("nightly-report");
+    job.spec = rich_spec("nightly-report").into();
     job.next_run_at = None;
     job.updated_at = t + secs(1);
     store.update_job(&job).await.expect("update a job");
@@ -383,7 +383,7 @@ pub async fn jobs_round_trip(store: &dyn Store) {
         Some(job.clone())
     );
 
-    job.spec.paused = true;
+    std::sync::Arc::make_mut(&mut job.spec).paused = true;
     job.next_run_at = Some(t + secs(3600));
     store.update_job(&job).await.expect("pause by update");
     let read = store
@@ -393,7 +393,7 @@ pub async fn jobs_round_trip(store: &dyn Store) {
         .expect("the job exists");
     assert_eq!(read, job);
 
-    job.spec.paused = false;
+    std::sync::Arc::make_mut(&mut job.spec).paused = false;
     store.update_job(&job).await.expect("resume by update");
     assert!(
         store
@@ -451,13 +451,13 @@ pub async fn names_are_unique_per_workspace(store: &dyn Store) {
     insert_job(store, &second, "backup", None).await;
 
     let mut other = insert_job(store, &first, "restore", None).await;
-    other.spec.name = "backup".to_owned();
+    std::sync::Arc::make_mut(&mut other.spec).name = "backup".to_owned();
     assert!(matches!(
         store.update_job(&other).await,
         Err(StoreError::Conflict { .. })
     ));
     let mut renamed = job.clone();
-    renamed.spec.name = "backup-2".to_owned();
+    std::sync::Arc::make_mut(&mut renamed.spec).name = "backup-2".to_owned();
     store.update_job(&renamed).await.expect("rename a job");
     store
         .update_job(&other)
@@ -513,7 +513,7 @@ pub async fn workspaces_do_not_see_each_other(store: &dyn Store) {
     );
     let mut hijack = job.clone();
     hijack.workspace_id = stranger.id.clone();
-    hijack.spec.name = "hijacked".to_owned();
+    std::sync::Arc::make_mut(&mut hijack.spec).name = "hijacked".to_owned();
     assert!(matches!(
         store.update_job(&hijack).await,
         Err(StoreError::NotFound)
@@ -870,7 +870,7 @@ pub async fn edits_discard_prepared_executions(store: &dyn Store) {
     assert_eq!(outcomes, [Materialized::Created; 3]);
 
     let mut rename = read_job(store, &workspace, &renamed).await;
-    rename.spec.name = "renamed-again".into();
+    std::sync::Arc::make_mut(&mut rename.spec).name = "renamed-again".into();
     rename.updated_at = t;
     store.update_job(&rename).await.expect("rename");
     let mut mv = read_job(store, &workspace, &moved).await;
@@ -878,7 +878,7 @@ pub async fn edits_discard_prepared_executions(store: &dyn Store) {
     mv.updated_at = t;
     store.update_job(&mv).await.expect("move");
     let mut pause = read_job(store, &workspace, &paused).await;
-    pause.spec.paused = true;
+    std::sync::Arc::make_mut(&mut pause.spec).paused = true;
     pause.next_run_at = None;
     pause.updated_at = t;
     store.update_job(&pause).await.expect("pause");
@@ -906,7 +906,7 @@ pub async fn edits_discard_prepared_executions(store: &dyn Store) {
         [Materialized::Created]
     );
     let mut pause = read_job(store, &workspace, &soon).await;
-    pause.spec.paused = true;
+    std::sync::Arc::make_mut(&mut pause.spec).paused = true;
     pause.next_run_at = None;
     pause.updated_at = t;
     store.update_job(&pause).await.expect("pause");
@@ -1137,7 +1137,7 @@ pub async fn retention_prunes_by_age_status_and_keep_last(store: &dyn Store) {
     let runner = node("pruner");
     let plain = insert_job(store, &workspace, "plain", None).await;
     let mut capped_job = new_job(&workspace, "capped", None);
-    capped_job.spec.keep_last = Some(2);
+    std::sync::Arc::make_mut(&mut capped_job.spec).keep_last = Some(2);
     store
         .insert_job(&capped_job)
         .await
@@ -1450,26 +1450,26 @@ pub async fn due_jobs_follow_every_edit(store: &dyn Store) {
         let due = read_back(job.id.clone()).await.expect("due");
         assert_eq!(due.spec, job.spec);
     }
-    job.spec.request.url = "https://example.com/edited".into();
+    std::sync::Arc::make_mut(&mut job.spec).request.url = "https://example.com/edited".into();
     store
         .update_job(&job)
         .await
         .expect("edit in the same millisecond");
     let due = read_back(job.id.clone()).await.expect("due");
     assert_eq!(due.spec.request.url, "https://example.com/edited");
-    job.spec.name = "renamed".into();
+    std::sync::Arc::make_mut(&mut job.spec).name = "renamed".into();
     store.update_job(&job).await.expect("rename");
     assert_eq!(
         read_back(job.id.clone()).await.expect("due").spec.name,
         "renamed"
     );
-    job.spec.paused = true;
+    std::sync::Arc::make_mut(&mut job.spec).paused = true;
     store.update_job(&job).await.expect("pause");
     assert!(
         read_back(job.id.clone()).await.is_none(),
         "a paused job is not due"
     );
-    job.spec.paused = false;
+    std::sync::Arc::make_mut(&mut job.spec).paused = false;
     store.update_job(&job).await.expect("resume");
     let due = read_back(job.id.clone()).await.expect("due again");
     assert_eq!(due.spec, job.spec);
@@ -1487,7 +1487,7 @@ pub async fn due_jobs_come_in_firing_order(store: &dyn Store) {
     let later = insert_job(store, &workspace, "later", Some(e + secs(3600))).await;
     let never = insert_job(store, &workspace, "never", None).await;
     let mut paused = new_job(&workspace, "paused", Some(e));
-    paused.spec.paused = true;
+    std::sync::Arc::make_mut(&mut paused.spec).paused = true;
     store.insert_job(&paused).await.expect("insert");
 
     let due: Vec<_> = store

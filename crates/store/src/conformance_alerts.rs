@@ -53,7 +53,7 @@ async fn new_job(
     let job = Job {
         id: ids::new_id(ids::JOB),
         workspace_id: workspace.id.clone(),
-        spec,
+        spec: spec.into(),
         next_run_at: Some(now() + Duration::hours(5)),
         created_at: now(),
         updated_at: now(),

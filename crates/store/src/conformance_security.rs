@@ -183,7 +183,7 @@ pub async fn sealed_headers_read_back_in_the_clear(store: &dyn Store) {
     let job = Job {
         id: ids::new_id(ids::JOB),
         workspace_id: workspace.id.clone(),
-        spec: spec.clone(),
+        spec: spec.clone().into(),
         next_run_at: Some(past),
         created_at: at,
         updated_at: at,
@@ -202,7 +202,7 @@ pub async fn sealed_headers_read_back_in_the_clear(store: &dyn Store) {
         .await
         .expect("read")
         .expect("exists");
-    assert_eq!(read.spec, spec);
+    assert_eq!(*read.spec, spec);
     let page = store
         .list_jobs(
             &workspace.id,
@@ -213,18 +213,17 @@ pub async fn sealed_headers_read_back_in_the_clear(store: &dyn Store) {
         )
         .await
         .expect("list");
-    assert_eq!(page.items[0].spec, spec);
+    assert_eq!(*page.items[0].spec, spec);
     // Read twice: a store that keeps opened specs of due jobs hands out the same clear spec.
     for _ in 0..2 {
         let due = store.due_jobs(past, 1000).await.expect("due");
         let mine = due.iter().find(|j| j.id == job.id).expect("due");
-        assert_eq!(mine.spec, spec);
+        assert_eq!(*mine.spec, spec);
     }
 
     // Updated (a new value), then claimed: the executor sees the new value in the clear.
     let mut changed = read.clone();
-    changed
-        .spec
+    std::sync::Arc::make_mut(&mut changed.spec)
         .request
         .headers
         .insert("Authorization".into(), "Bearer changed".into());

@@ -253,7 +253,7 @@ pub async fn execution_points_are_newest_first_and_scoped(store: &dyn Store) {
     let job = Job {
         id: ids::new_id(ids::JOB),
         workspace_id: owner.id.clone(),
-        spec,
+        spec: spec.into(),
         next_run_at: None,
         created_at: t,
         updated_at: t,

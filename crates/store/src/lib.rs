@@ -199,8 +199,8 @@ pub struct ClaimedExecution {
     /// that cut attempt as `interrupted` before making the next one.
     pub interrupted: bool,
     pub started_at: Option<DateTime<Utc>>,
-    /// The job's spec at claim time.
-    pub spec: JobSpec,
+    /// The job's spec at claim time, shared with the job it came from.
+    pub spec: std::sync::Arc<JobSpec>,
 }
 
 /// What an executor decided after an attempt.

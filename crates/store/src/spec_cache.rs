@@ -6,7 +6,7 @@
 //! paused flag: any edit, pause or re-seal changes one of them, so a stale spec is never served.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cronhook_core::JobSpec;
@@ -36,7 +36,7 @@ struct CachedSpec {
     stored: String,
     name: String,
     paused: bool,
-    spec: JobSpec,
+    spec: Arc<JobSpec>,
     /// Read since the last sweep.
     read: bool,
 }
@@ -44,22 +44,22 @@ struct CachedSpec {
 impl SpecCache {
     /// The opened spec of job `id`, when it was cached from exactly this stored text, name and
     /// paused flag.
-    pub fn get(&self, id: &str, stored: &str, name: &str, paused: bool) -> Option<JobSpec> {
+    pub fn get(&self, id: &str, stored: &str, name: &str, paused: bool) -> Option<Arc<JobSpec>> {
         let mut inner = self.lock();
         let cached = inner.entries.get_mut(id).filter(|cached| {
             cached.stored == stored && cached.name == name && cached.paused == paused
         })?;
         cached.read = true;
-        Some(cached.spec.clone())
+        Some(Arc::clone(&cached.spec))
     }
 
     /// Remembers the opened `spec` of job `id`, read from `stored` (its name and paused flag are
     /// the spec's own).
-    pub fn put(&self, id: &str, stored: String, spec: &JobSpec) {
+    pub fn put(&self, id: &str, stored: String, spec: &Arc<JobSpec>) {
         self.put_at(id, stored, spec, Instant::now());
     }
 
-    fn put_at(&self, id: &str, stored: String, spec: &JobSpec, now: Instant) {
+    fn put_at(&self, id: &str, stored: String, spec: &Arc<JobSpec>, now: Instant) {
         let mut inner = self.lock();
         if inner.entries.len() >= SPEC_CACHE_CAPACITY && !inner.entries.contains_key(id) {
             if inner
@@ -83,7 +83,7 @@ impl SpecCache {
                 stored,
                 name: spec.name.clone(),
                 paused: spec.paused,
-                spec: spec.clone(),
+                spec: Arc::clone(spec),
                 read: false,
             },
         );
@@ -108,24 +108,28 @@ impl SpecCache {
 mod tests {
     use super::*;
 
-    fn spec(url: &str) -> JobSpec {
-        serde_json::from_value(serde_json::json!({
-            "name": "nightly",
-            "schedule": {"cron": "* * * * *"},
-            "request": {"url": url},
-        }))
-        .expect("a valid spec")
+    fn spec(url: &str) -> Arc<JobSpec> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "name": "nightly",
+                "schedule": {"cron": "* * * * *"},
+                "request": {"url": url},
+            }))
+            .expect("a valid spec"),
+        )
     }
 
     #[test]
     fn serves_only_the_text_it_was_read_from() {
         let cache = SpecCache::default();
         let stored = r#"{"request":{"url":"https://a.example/"}}"#;
-        cache.put("job_1", stored.to_owned(), &spec("https://a.example/"));
+        let opened = spec("https://a.example/");
+        cache.put("job_1", stored.to_owned(), &opened);
         let hit = cache
             .get("job_1", stored, "nightly", false)
             .expect("cached");
         assert_eq!(hit.request.url, "https://a.example/");
+        assert!(Arc::ptr_eq(&hit, &opened), "handed out shared, not copied");
         assert!(
             cache
                 .get(

@@ -145,7 +145,7 @@ pub(crate) async fn create_job_from_body(
     let job = Job {
         id,
         workspace_id: workspace_id.to_owned(),
-        spec,
+        spec: spec.into(),
         next_run_at,
         created_at: now,
         updated_at: now,
@@ -270,7 +270,7 @@ async fn patch_job(
 ) -> Result<Json<Value>, ApiError> {
     let job = load_job(&state, &caller, &id).await?;
     strip_read_only(&mut patch)?;
-    let mut patched = serde_json::to_value(&job.spec).map_err(ApiError::internal)?;
+    let mut patched = serde_json::to_value(&*job.spec).map_err(ApiError::internal)?;
     crate::merge_patch::merge_patch(&mut patched, &patch);
     let updated = replace_job_spec(&state, job, patched).await?;
     Ok(Json(render::job(&updated)))
@@ -312,7 +312,7 @@ pub(crate) async fn replace_job_spec(
         job.next_run_at
     };
     let updated = Job {
-        spec,
+        spec: spec.into(),
         next_run_at,
         updated_at: now,
         ..job
@@ -416,7 +416,7 @@ pub(crate) async fn pause(state: &AppState, job: Job) -> Result<Job, ApiError> {
         return Ok(job);
     }
     let mut job = job;
-    job.spec.paused = true;
+    std::sync::Arc::make_mut(&mut job.spec).paused = true;
     job.next_run_at = None;
     job.updated_at = now_ms();
     state.store.update_job(&job).await?;
@@ -458,7 +458,7 @@ pub(crate) async fn resume(state: &AppState, job: Job) -> Result<Job, ApiError> 
     let schedule = compile_stored(&job)?;
     let now = now_ms();
     let mut job = job;
-    job.spec.paused = false;
+    std::sync::Arc::make_mut(&mut job.spec).paused = false;
     job.next_run_at = schedule.next_after(now);
     job.updated_at = now;
     state.store.update_job(&job).await?;

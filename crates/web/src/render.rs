@@ -103,7 +103,7 @@ mod tests {
         let body = job(&Job {
             id: "job_x".into(),
             workspace_id: "wsp_x".into(),
-            spec: spec(),
+            spec: spec().into(),
             next_run_at: None,
             created_at: created,
             updated_at: created,

@@ -557,7 +557,7 @@ pub(crate) async fn delete_form(
     let page = DeletePage {
         l: Layout::new(format!("Delete {}", job.spec.name), &viewer, "jobs"),
         id: job.id,
-        name: job.spec.name,
+        name: job.spec.name.clone(),
     };
     Ok(render(StatusCode::OK, &page))
 }
