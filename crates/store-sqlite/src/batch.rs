@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::ops::Range;
+use std::sync::Arc;
 
 use cronhook_store::StoreResult;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection};
@@ -54,6 +55,33 @@ impl Changed {
     /// Whether no row changed.
     pub(crate) fn is_none(&self) -> bool {
         matches!(self, Changed::Only(keys) if keys.is_empty())
+    }
+}
+
+/// The texts a batch binds in row after row (a status, a trigger, the node's id), made once per
+/// distinct key and bound as `Arc<str>`: sqlx copies every `&str` it binds into a new `String`,
+/// but takes an `Arc<str>` as it is. A batch holds a handful of distinct values, so a list does.
+pub(crate) struct SharedTexts<K> {
+    made: Vec<(K, Arc<str>)>,
+}
+
+impl<K: PartialEq> SharedTexts<K> {
+    pub(crate) fn new() -> Self {
+        Self { made: Vec::new() }
+    }
+
+    /// The text of `key`, made by `text` the first time it is asked for.
+    pub(crate) fn get(
+        &mut self,
+        key: K,
+        text: impl FnOnce(&K) -> StoreResult<String>,
+    ) -> StoreResult<Arc<str>> {
+        if let Some((_, shared)) = self.made.iter().find(|(made, _)| *made == key) {
+            return Ok(Arc::clone(shared));
+        }
+        let shared: Arc<str> = text(&key)?.into();
+        self.made.push((key, Arc::clone(&shared)));
+        Ok(shared)
     }
 }
 
@@ -190,6 +218,31 @@ pub(crate) fn chunks(len: usize) -> impl Iterator<Item = Range<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_texts_are_made_once_per_key() {
+        let mut texts = SharedTexts::new();
+        let mut made = 0;
+        let mut text = |key: &&str| {
+            made += 1;
+            Ok(key.to_uppercase())
+        };
+        let first = texts.get("running", &mut text).expect("made");
+        let again = texts.get("running", &mut text).expect("shared");
+        let other = texts.get("queued", &mut text).expect("made");
+        assert_eq!(&*first, "RUNNING");
+        assert_eq!(&*other, "QUEUED");
+        assert!(Arc::ptr_eq(&first, &again), "the same text, not a copy");
+        assert_eq!(made, 2);
+        let refused = texts.get("broken", |_| {
+            Err(cronhook_store::StoreError::Database("no text".into()))
+        });
+        assert!(refused.is_err());
+        assert!(
+            texts.get("broken", |_| Ok("later".into())).is_ok(),
+            "a failure is not kept"
+        );
+    }
 
     #[test]
     fn chunks_cover_every_row_once_in_power_of_two_sizes() {

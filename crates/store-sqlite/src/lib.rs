@@ -115,6 +115,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
+use crate::batch::SharedTexts;
 use crate::convert::{
     SchemaNotCurrent, conflict_or_db_err, db_err, enum_text, ms, opt_ms, signed, to_json,
 };
@@ -531,20 +532,24 @@ async fn record_wave(
     }
     let mut retries = Vec::new();
     let mut finishes = Vec::new();
+    let mut nodes = SharedTexts::new();
+    let mut statuses = SharedTexts::new();
     for record in records {
         let attempt = &record.attempt;
         let started_at = ms(attempt.started_at);
         let duration_ms = signed(attempt.duration_ms, "attempt duration")?;
+        let node_id = nodes.get(record.node_id.as_str(), |id| Ok(id.to_string()))?;
         match &record.next {
             NextStep::Retry {
                 run_at,
                 lease_until,
-            } => retries.push((record, started_at, ms(*run_at), ms(*lease_until))),
+            } => retries.push((record, started_at, ms(*run_at), ms(*lease_until), node_id)),
             NextStep::Finish { status } => finishes.push((
                 record,
                 started_at,
                 started_at.saturating_add(duration_ms),
-                enum_text(status)?,
+                statuses.get(*status, enum_text)?,
+                node_id,
             )),
         }
     }
@@ -552,14 +557,14 @@ async fn record_wave(
         .changed_rows(
             tx,
             &retries,
-            |query, &(record, started_at, run_at, lease_until)| {
+            |query, (record, started_at, run_at, lease_until, node_id)| {
                 query
                     .bind(record.execution_id.as_str())
                     .bind(i64::from(record.attempt.number))
-                    .bind(started_at)
-                    .bind(run_at)
-                    .bind(lease_until)
-                    .bind(record.node_id.as_str())
+                    .bind(*started_at)
+                    .bind(*run_at)
+                    .bind(*lease_until)
+                    .bind(Arc::clone(node_id))
             },
         )
         .await?;
@@ -567,14 +572,14 @@ async fn record_wave(
         .changed_rows(
             tx,
             &finishes,
-            |query, (record, started_at, finished_at, status)| {
+            |query, (record, started_at, finished_at, status, node_id)| {
                 query
                     .bind(record.execution_id.as_str())
                     .bind(i64::from(record.attempt.number))
                     .bind(*started_at)
                     .bind(*finished_at)
-                    .bind(status.as_str())
-                    .bind(record.node_id.as_str())
+                    .bind(Arc::clone(status))
+                    .bind(Arc::clone(node_id))
             },
         )
         .await?;
@@ -657,6 +662,14 @@ const INSERT_SIMPLE_EXECUTIONS: batch::RowsStatement = batch::RowsStatement {
     returning: "job_id",
 };
 
+/// One row of [`INSERT_SIMPLE_EXECUTIONS`], its repeated texts shared (see [`SharedTexts`]).
+struct SimpleExecutionRow<'a> {
+    execution: &'a NewExecution,
+    trigger: Arc<str>,
+    status: Arc<str>,
+    node_id: Option<Arc<str>>,
+}
+
 /// Materializes simple occurrences (see [`Occurrence::is_simple`]) in two statements: one compare-and-set
 /// of every job's `next_run_at`, one insert of the executions of the jobs it advanced. The same
 /// rules as the one-by-one path: a job not advanced, or an occurrence that exists already, is
@@ -676,33 +689,43 @@ async fn materialize_simple(
     if advanced.is_none() {
         return Ok(vec![Materialized::Superseded; occurrences.len()]);
     }
-    let queued = enum_text(&ExecutionStatus::Queued)?;
-    let running = enum_text(&ExecutionStatus::Running)?;
+    let mut triggers = SharedTexts::new();
+    let mut statuses = SharedTexts::new();
+    let mut nodes = SharedTexts::new();
     let mut rows = Vec::with_capacity(occurrences.len());
     for occurrence in occurrences {
         if !advanced.contains(&occurrence.job_id) {
             continue;
         }
         let execution = &occurrence.executions[0];
-        rows.push((execution, enum_text(&execution.trigger)?));
+        let lease = execution.lease.as_ref();
+        let status = if lease.is_some() {
+            ExecutionStatus::Running
+        } else {
+            ExecutionStatus::Queued
+        };
+        rows.push(SimpleExecutionRow {
+            execution,
+            trigger: triggers.get(execution.trigger, enum_text)?,
+            status: statuses.get(status, enum_text)?,
+            node_id: lease
+                .map(|lease| nodes.get(lease.node_id.as_str(), |id| Ok(id.to_string())))
+                .transpose()?,
+        });
     }
     let inserted = INSERT_SIMPLE_EXECUTIONS
-        .changed_rows(conn, &rows, |query, (execution, trigger)| {
-            let lease = execution.lease.as_ref();
+        .changed_rows(conn, &rows, |query, row| {
+            let execution = row.execution;
             query
                 .bind(execution.id.as_str())
                 .bind(execution.workspace_id.as_str())
                 .bind(execution.job_id.as_str())
                 .bind(ms(execution.scheduled_for))
-                .bind(trigger.as_str())
-                .bind(if lease.is_some() {
-                    running.as_str()
-                } else {
-                    queued.as_str()
-                })
+                .bind(Arc::clone(&row.trigger))
+                .bind(Arc::clone(&row.status))
                 .bind(ms(execution.run_at))
-                .bind(lease.map(|lease| lease.node_id.as_str()))
-                .bind(lease.map(|lease| ms(lease.until)))
+                .bind(row.node_id.clone())
+                .bind(execution.lease.as_ref().map(|lease| ms(lease.until)))
         })
         .await?;
     Ok(occurrences
