@@ -255,7 +255,8 @@ impl Scheduler {
             return Ok(report);
         }
         let outcomes = self.store.materialize(&occurrences).await?;
-        for ((occurrence, job), outcome) in occurrences.iter().zip(planned_jobs).zip(outcomes) {
+        for ((occurrence, job), outcome) in occurrences.into_iter().zip(planned_jobs).zip(outcomes)
+        {
             match outcome {
                 Materialized::Created => {
                     report.created += occurrence.executions.len();
@@ -272,13 +273,10 @@ impl Scheduler {
                         if occurrence.concurrency == Concurrency::Replace {
                             (local.cancel_job)(&occurrence.job_id);
                         }
-                        // The last execution takes the spec itself: a deep copy for every
-                        // execution showed in the profile.
-                        if let Some((last, others)) = occurrence.executions.split_last() {
-                            for execution in others {
-                                (local.submit)(handed_over(execution, job.spec.clone()));
-                            }
-                            (local.submit)(handed_over(last, job.spec));
+                        // Each execution takes its ids rather than a copy of them, and shares
+                        // the job's spec.
+                        for execution in occurrence.executions {
+                            (local.submit)(handed_over(execution, Arc::clone(&job.spec)));
                         }
                     }
                 }
@@ -333,13 +331,13 @@ pub fn describe_metrics() {
 
 /// A materialized execution as the local executor takes it over, with its job's spec.
 fn handed_over(
-    execution: &cronhook_store::NewExecution,
-    spec: std::sync::Arc<cronhook_core::JobSpec>,
+    execution: cronhook_store::NewExecution,
+    spec: Arc<cronhook_core::JobSpec>,
 ) -> ClaimedExecution {
     ClaimedExecution {
-        id: execution.id.clone(),
-        workspace_id: execution.workspace_id.clone(),
-        job_id: execution.job_id.clone(),
+        id: execution.id,
+        workspace_id: execution.workspace_id,
+        job_id: execution.job_id,
         scheduled_for: execution.scheduled_for,
         trigger: execution.trigger,
         attempts_done: 0,
