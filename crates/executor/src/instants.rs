@@ -30,6 +30,8 @@ struct Shared {
 struct State {
     gates: BTreeMap<DateTime<Utc>, CancellationToken>,
     stopped: bool,
+    /// Set by [`InstantGates::open_all`]: every gate asked for from then on is open.
+    all_open: bool,
 }
 
 impl InstantGates {
@@ -50,6 +52,11 @@ impl InstantGates {
     /// A token cancelled when the database clock reaches `at` (at once if it has).
     pub(crate) fn gate(&self, at: DateTime<Utc>) -> CancellationToken {
         let mut state = self.shared.lock();
+        if state.all_open {
+            let open = CancellationToken::new();
+            open.cancel();
+            return open;
+        }
         if let Some(gate) = state.gates.get(&at) {
             return gate.clone();
         }
@@ -64,6 +71,20 @@ impl InstantGates {
             self.shared.changed.notify_one();
         }
         gate
+    }
+
+    /// Opens every gate now and each one asked for later: at shutdown, the executions waiting
+    /// for their instant wake, see the shutdown and end, without each waiting on the shutdown
+    /// token as well (a burst's worth of registrations with one shared lock).
+    pub(crate) fn open_all(&self) {
+        let opened = {
+            let mut state = self.shared.lock();
+            state.all_open = true;
+            std::mem::take(&mut state.gates)
+        };
+        for gate in opened.into_values() {
+            gate.cancel();
+        }
     }
 
     /// Instants with a gate not opened yet.
@@ -170,6 +191,24 @@ mod tests {
             .await
             .expect("the earlier gate opens though the thread slept for the later one");
         assert!(!late.is_cancelled());
+    }
+
+    #[test]
+    fn opening_all_opens_the_waiting_gates_and_every_later_one() {
+        let gates = gates();
+        let waiting = gates.gate(Utc::now() + TimeDelta::seconds(30));
+        gates.open_all();
+        assert!(
+            waiting.is_cancelled(),
+            "a gate waiting for its instant opens"
+        );
+        assert_eq!(gates.pending(), 0);
+        let later = gates.gate(Utc::now() + TimeDelta::seconds(60));
+        assert!(
+            later.is_cancelled(),
+            "a gate asked for afterwards is open at once"
+        );
+        assert_eq!(gates.pending(), 0, "and not kept");
     }
 
     #[test]

@@ -32,7 +32,7 @@ use cronhook_store::{AttemptRecord, ClaimedExecution, Lease, NextStep, Store, Wo
 use regex::Regex;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use signing::{SigningError, SigningKey};
-use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -378,7 +378,11 @@ impl Executor {
         loop {
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => break,
+                () = shutdown.cancelled() => {
+                    // The executions waiting for their instant end now; they send nothing.
+                    shared.gates.open_all();
+                    break;
+                }
                 Some(joined) = tasks.join_next(), if !tasks.is_empty() => report_join(joined),
                 Some(execution) = inbox.recv() => {
                     tasks.spawn(run_execution(shared.clone(), execution, shutdown.clone()));
@@ -651,13 +655,16 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
             prepared_with = Some(workspace);
             let _sleeping = CountGuard::enter(&shared.counters.sleeping);
             let instant = shared.gates.gate(execution.scheduled_for);
+            // Not waiting on `stop` too: shutdown opens every gate (`open_all`).
             tokio::select! {
-                () = stop.cancelled() => return,
                 () = cancelled.cancelled() => {
                     telemetry::execution_finished(execution.trigger, ExecutionStatus::Cancelled);
                     return;
                 }
                 () = instant.cancelled() => {}
+            }
+            if stop.is_cancelled() {
+                return;
             }
             if edited_since(&shared, &execution.job_id, handed_over)
                 && !still_stands(&shared, &execution).await
@@ -730,22 +737,13 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
         let queued = shared.meters.queued();
         // The workspace's slot first, so executions waiting on their own workspace's cap hold
         // no global slot that another workspace could use.
-        let workspace_slots = shared.workspace_slots(&execution.workspace_id);
-        let workspace_permit = tokio::select! {
-            biased;
-            () = stop.cancelled() => return,
-            permit = workspace_slots.acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
+        let Some(workspace_permit) =
+            slot(shared.workspace_slots(&execution.workspace_id), &stop).await
+        else {
+            return;
         };
-        let permit = tokio::select! {
-            biased;
-            () = stop.cancelled() => return,
-            permit = shared.slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
+        let Some(permit) = slot(shared.slots.clone(), &stop).await else {
+            return;
         };
         drop(queued);
         let in_flight = shared.meters.in_flight();
@@ -842,6 +840,28 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
             () = tokio::time::sleep(wait) => {}
         }
         number += 1;
+    }
+}
+
+/// A slot of `slots`, or None when stopped first (or the semaphore is closed).
+///
+/// A free slot is taken without waiting on `stop`: every execution of a burst shares that
+/// token, and registering with it and leaving again took its locks three times per slot.
+async fn slot(slots: Arc<Semaphore>, stop: &CancellationToken) -> Option<OwnedSemaphorePermit> {
+    if stop.is_cancelled() {
+        return None;
+    }
+    // tokio's semaphore hands released permits to its waiters first, so a free one here
+    // overtakes nobody.
+    match Arc::clone(&slots).try_acquire_owned() {
+        Ok(permit) => return Some(permit),
+        Err(TryAcquireError::Closed) => return None,
+        Err(TryAcquireError::NoPermits) => {}
+    }
+    tokio::select! {
+        biased;
+        () = stop.cancelled() => None,
+        permit = slots.acquire_owned() => permit.ok(),
     }
 }
 
