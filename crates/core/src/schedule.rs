@@ -17,6 +17,9 @@
 //! (seconds, minutes and hours must each be one value), so e.g. `0,30 2 * * *` would be skipped
 //! on a spring-forward day and run twice on a fall-back day.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use chrono::{DateTime, Datelike, LocalResult, NaiveDateTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
@@ -110,7 +113,7 @@ impl ScheduleError {
     }
 }
 
-/// A schedule ready to evaluate. `Send + Sync`; cloning copies the parsed expression.
+/// A schedule ready to evaluate. `Send + Sync`; clones share the parsed expression.
 #[derive(Debug, Clone)]
 pub struct CompiledSchedule {
     kind: Kind,
@@ -128,8 +131,9 @@ enum Kind {
 
 #[derive(Debug, Clone)]
 struct CronSchedule {
-    /// croner's parse of `expression`; used for wall clock matching only.
-    cron: Cron,
+    /// croner's parse of `expression`, shared (see [`ParsedPatterns`]); used for wall clock
+    /// matching only.
+    cron: Arc<Cron>,
     tz: Tz,
     /// Hour field `*` or stepped: fires in both passes of a repeated hour, skips missing times.
     elapsed: bool,
@@ -188,11 +192,8 @@ impl CompiledSchedule {
                 let expression = expand_macro(text).map_err(ScheduleError::cron)?;
                 let parsed = parse_expression(expression, job_id).map_err(ScheduleError::cron)?;
                 let tz = parse_timezone(timezone)?;
-                let cron = CronParser::builder()
-                    .seconds(Seconds::Optional)
-                    .year(Year::Disallowed)
-                    .build()
-                    .parse(&parsed.expression)
+                let cron = PARSED_PATTERNS
+                    .parse(&parsed.expression, Seconds::Optional)
                     .map_err(|error| {
                         ScheduleError::cron(format!("the cron parser refused it: {error}"))
                     })?;
@@ -1122,13 +1123,79 @@ fn describe_fields(fields: &[Field; 6]) -> String {
 }
 
 fn croner_describe(pattern: &str) -> Option<String> {
-    let cron = CronParser::builder()
-        .seconds(Seconds::Required)
-        .year(Year::Disallowed)
-        .build()
-        .parse(pattern)
-        .ok()?;
+    let cron = PARSED_PATTERNS.parse(pattern, Seconds::Required).ok()?;
     Some(cron.describe().trim_end_matches('.').to_owned())
+}
+
+/// Every croner pattern this process parsed, shared by the schedules that use it.
+static PARSED_PATTERNS: ParsedPatterns = ParsedPatterns::new(PARSED_PATTERNS_CAPACITY);
+
+/// The most patterns [`PARSED_PATTERNS`] keeps (~5 MB); when full it starts over, so jobs
+/// churning through distinct expressions (`H` gives each job its own) cost parsing, never memory.
+const PARSED_PATTERNS_CAPACITY: usize = 1_000;
+
+/// croner patterns parsed once per distinct text (and seconds rule), then shared.
+///
+/// croner fills its year field (years 1 to 5 000) value by value on every parse, with years
+/// disallowed too: ~60 % of the ~260 k instructions a parse costs, and a 5 KB table in every
+/// copy. Validating, compiling and describing a job parsed its expression again each time, and
+/// each compiled schedule the scheduler keeps held its own copy; jobs mostly share a few
+/// expressions. Refusals are not kept.
+struct ParsedPatterns {
+    capacity: usize,
+    /// None until the first parse (a `HashMap` cannot be made in a `static`'s initializer).
+    parsed: std::sync::Mutex<Option<PatternTable>>,
+}
+
+/// Parsed patterns by (seconds required, text).
+type PatternTable = HashMap<(bool, String), Arc<Cron>>;
+
+impl ParsedPatterns {
+    const fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            parsed: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// `pattern` parsed with years disallowed and `seconds` as given.
+    fn parse(
+        &self,
+        pattern: &str,
+        seconds: Seconds,
+    ) -> Result<Arc<Cron>, croner::errors::CronError> {
+        let seconds_required = matches!(seconds, Seconds::Required);
+        let key = (seconds_required, pattern.to_owned());
+        if let Some(cron) = self.lock().as_ref().and_then(|parsed| parsed.get(&key)) {
+            return Ok(Arc::clone(cron));
+        }
+        // Parsed outside the lock: another thread's hit does not wait for it.
+        let cron = Arc::new(
+            CronParser::builder()
+                .seconds(seconds)
+                .year(Year::Disallowed)
+                .build()
+                .parse(pattern)?,
+        );
+        let mut parsed = self.lock();
+        let parsed = parsed.get_or_insert_with(HashMap::new);
+        if parsed.len() >= self.capacity {
+            parsed.clear();
+        }
+        parsed.insert(key, Arc::clone(&cron));
+        Ok(cron)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<PatternTable>> {
+        self.parsed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().as_ref().map_or(0, HashMap::len)
+    }
 }
 
 fn describe_time(seconds: &Field, minutes: &Field, hours: &Field) -> String {
@@ -1251,6 +1318,54 @@ mod tests {
             "job-1",
             anchor(),
         )
+    }
+
+    #[test]
+    fn a_pattern_is_parsed_once_and_shared() {
+        let patterns = ParsedPatterns::new(2);
+        let first = patterns
+            .parse("0 */5 * * * *", Seconds::Optional)
+            .expect("parses");
+        let again = patterns
+            .parse("0 */5 * * * *", Seconds::Optional)
+            .expect("parses");
+        assert!(Arc::ptr_eq(&first, &again), "the same text is parsed once");
+        assert_eq!(patterns.len(), 1);
+        let required = patterns
+            .parse("0 */5 * * * *", Seconds::Required)
+            .expect("parses");
+        assert!(
+            !Arc::ptr_eq(&first, &required),
+            "the seconds rule is part of the key"
+        );
+        assert_eq!(patterns.len(), 2);
+        assert!(patterns.parse("61 * * * * *", Seconds::Required).is_err());
+        assert!(
+            patterns.parse("61 * * * * *", Seconds::Required).is_err(),
+            "a refusal is refused each time"
+        );
+        assert_eq!(patterns.len(), 2, "and never kept");
+        patterns
+            .parse("0 0 * * * *", Seconds::Optional)
+            .expect("parses");
+        assert_eq!(patterns.len(), 1, "a full cache starts over");
+    }
+
+    #[test]
+    fn schedules_of_one_expression_share_its_parse_and_agree() {
+        let berlin = cron_in("*/7 9-17 * * 1-5", "Europe/Berlin").expect("compiles");
+        let again = cron_in("*/7 9-17 * * 1-5", "Europe/Berlin").expect("compiles");
+        let (Kind::Cron(berlin_cron), Kind::Cron(again_cron)) = (&berlin.kind, &again.kind) else {
+            panic!("cron schedules");
+        };
+        assert!(Arc::ptr_eq(&berlin_cron.cron, &again_cron.cron));
+        let after = utc("2026-03-27T16:55:00Z");
+        assert_eq!(berlin.upcoming(after, 20), again.upcoming(after, 20));
+        assert_eq!(
+            berlin.next_after(utc("2026-03-02T07:00:00Z")),
+            Some(utc("2026-03-02T08:00:00Z")),
+            "09:00 in Berlin (UTC+1), from the shared parse"
+        );
     }
 
     fn compile(expr: &str, tz: &str) -> CompiledSchedule {
