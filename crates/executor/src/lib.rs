@@ -848,20 +848,17 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
 /// A free slot is taken without waiting on `stop`: every execution of a burst shares that
 /// token, and registering with it and leaving again took its locks three times per slot.
 async fn slot(slots: Arc<Semaphore>, stop: &CancellationToken) -> Option<OwnedSemaphorePermit> {
-    if stop.is_cancelled() {
-        return None;
-    }
     // tokio's semaphore hands released permits to its waiters first, so a free one here
     // overtakes nobody.
     match Arc::clone(&slots).try_acquire_owned() {
-        Ok(permit) => return Some(permit),
-        Err(TryAcquireError::Closed) => return None,
-        Err(TryAcquireError::NoPermits) => {}
-    }
-    tokio::select! {
-        biased;
-        () = stop.cancelled() => None,
-        permit = slots.acquire_owned() => permit.ok(),
+        // Stopped meanwhile: the slot goes back unused, as the wait below would have ended.
+        Ok(permit) => (!stop.is_cancelled()).then_some(permit),
+        Err(TryAcquireError::Closed) => None,
+        Err(TryAcquireError::NoPermits) => tokio::select! {
+            biased;
+            () = stop.cancelled() => None,
+            permit = slots.acquire_owned() => permit.ok(),
+        },
     }
 }
 

@@ -1146,6 +1146,27 @@ async fn shutdown_returns_promptly_while_a_retry_waits() {
     assert_eq!(store.records_of(&exe.id).len(), 1);
 }
 
+#[tokio::test]
+async fn shutdown_ends_an_execution_waiting_for_its_instant_without_sending_it() {
+    let target = Target::start(|_, _| Reply::status(200)).await;
+    let store = MemStore::new();
+    let running = start(store.clone(), open_policy());
+    let mut exe = execution(&target.url("/"), serde_json::json!({}));
+    exe.trigger = Trigger::Schedule;
+    exe.scheduled_for = Utc::now() + chrono::TimeDelta::seconds(60);
+    running.handle.submit(exe.clone());
+    // Time to build its request and start waiting for its instant.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopping = Instant::now();
+    running.stop().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(2),
+        "shutdown ends the wait for the instant"
+    );
+    assert!(target.seen().is_empty(), "nothing is sent");
+    assert!(store.records_of(&exe.id).is_empty(), "nothing is recorded");
+}
+
 #[test]
 fn a_bad_config_is_refused() {
     let store = MemStore::new();
