@@ -17,7 +17,7 @@
 //! (seconds, minutes and hours must each be one value), so e.g. `0,30 2 * * *` would be skipped
 //! on a spring-forward day and run twice on a fall-back day.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, LocalResult, NaiveDateTime, TimeDelta, TimeZone, Utc};
@@ -1143,18 +1143,15 @@ const PARSED_PATTERNS_CAPACITY: usize = 1_000;
 /// expressions. Refusals are not kept.
 struct ParsedPatterns {
     capacity: usize,
-    /// None until the first parse (a `HashMap` cannot be made in a `static`'s initializer).
-    parsed: std::sync::Mutex<Option<PatternTable>>,
+    /// By whether seconds are required (index 1) or optional (index 0), then by text.
+    parsed: std::sync::Mutex<[BTreeMap<String, Arc<Cron>>; 2]>,
 }
-
-/// Parsed patterns by (seconds required, text).
-type PatternTable = HashMap<(bool, String), Arc<Cron>>;
 
 impl ParsedPatterns {
     const fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            parsed: std::sync::Mutex::new(None),
+            parsed: std::sync::Mutex::new([BTreeMap::new(), BTreeMap::new()]),
         }
     }
 
@@ -1164,9 +1161,8 @@ impl ParsedPatterns {
         pattern: &str,
         seconds: Seconds,
     ) -> Result<Arc<Cron>, croner::errors::CronError> {
-        let seconds_required = matches!(seconds, Seconds::Required);
-        let key = (seconds_required, pattern.to_owned());
-        if let Some(cron) = self.lock().as_ref().and_then(|parsed| parsed.get(&key)) {
+        let rule = usize::from(matches!(seconds, Seconds::Required));
+        if let Some(cron) = self.lock()[rule].get(pattern) {
             return Ok(Arc::clone(cron));
         }
         // Parsed outside the lock: another thread's hit does not wait for it.
@@ -1178,15 +1174,14 @@ impl ParsedPatterns {
                 .parse(pattern)?,
         );
         let mut parsed = self.lock();
-        let parsed = parsed.get_or_insert_with(HashMap::new);
-        if parsed.len() >= self.capacity {
-            parsed.clear();
+        if parsed.iter().map(BTreeMap::len).sum::<usize>() >= self.capacity {
+            parsed.iter_mut().for_each(BTreeMap::clear);
         }
-        parsed.insert(key, Arc::clone(&cron));
+        parsed[rule].insert(pattern.to_owned(), Arc::clone(&cron));
         Ok(cron)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<PatternTable>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, [BTreeMap<String, Arc<Cron>>; 2]> {
         self.parsed
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -1194,7 +1189,7 @@ impl ParsedPatterns {
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.lock().as_ref().map_or(0, HashMap::len)
+        self.lock().iter().map(BTreeMap::len).sum()
     }
 }
 
