@@ -169,6 +169,21 @@ async fn metrics_count_executions_attempts_and_lag() {
             &["le=\"0.005\""]
         ) >= 0.0
     );
+    // The scheduler's own timing: one observation per pass that wrote occurrences.
+    for name in [
+        "cronhook_scheduler_delay_seconds",
+        "cronhook_scheduler_materialize_seconds",
+    ] {
+        let passes = value(&format!("{name}_count"), &[]);
+        assert!(passes >= 1.0, "{name} recorded {passes} times");
+        assert_eq!(value(&format!("{name}_bucket"), &["le=\"+Inf\""]), passes);
+        assert!(value(&format!("{name}_sum"), &[]) >= 0.0);
+        assert!(
+            metrics.contains(&format!("# HELP {name} ")),
+            "no help text for {name}"
+        );
+        assert!(metrics.contains(&format!("# TYPE {name} histogram")));
+    }
     let lags = value("cronhook_fire_lag_seconds_count", &[]);
     assert!(lags >= 2.0, "fire lag recorded {lags} times");
     assert_eq!(

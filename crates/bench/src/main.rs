@@ -2,6 +2,7 @@
 //! one JSON object per result line). See the README's "Benchmarks" section.
 
 mod departures;
+mod histogram;
 mod process;
 mod scenarios;
 mod seed;

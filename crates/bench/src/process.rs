@@ -288,6 +288,20 @@ impl Api {
         Ok(response.json().await?)
     }
 
+    /// `GET /metrics`: the process's metrics in the Prometheus text format.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.base_url))
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("GET /metrics: {status}");
+        }
+        Ok(response.text().await?)
+    }
+
     /// `POST path` with no body, failing unless 2xx.
     pub async fn post_empty(&self, path: &str) -> anyhow::Result<()> {
         let response = self

@@ -14,6 +14,7 @@ use futures::StreamExt as _;
 use serde_json::{Value, json};
 
 use crate::Report;
+use crate::histogram::Histogram;
 use crate::process::{
     self, Api, Database, FreshDatabase, Sampler, Server, clock_ticks, cronhook_binary, read_proc,
 };
@@ -313,9 +314,19 @@ async fn run_fire(
     let pid = instance.server.pid().context("cronhook is not running")?;
     let sampler = Sampler::start(pid);
     let cpu_started = Instant::now();
+    let metrics_before = api.metrics().await.context("scraping /metrics")?;
     sleep_until_wall(window_end).await;
+    let metrics_after = api.metrics().await.context("scraping /metrics")?;
     let samples = sampler.finish().await;
     let cpu_wall = cpu_started.elapsed().as_secs_f64();
+    // What the scheduler measured about itself over the window (its first node's).
+    let scheduler = |name: &str| {
+        Histogram::parse(&metrics_after, name)
+            .map(|after| after.since(Histogram::parse(&metrics_before, name).as_ref()))
+            .unwrap_or_default()
+    };
+    let scheduler_delay = scheduler(cronhook_scheduler::DELAY_SECONDS);
+    let materialize = scheduler(cronhook_scheduler::MATERIALIZE_SECONDS);
     // Late deliveries of the window's last seconds still count.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let records = sink.take();
@@ -451,6 +462,16 @@ async fn run_fire(
         mib(samples.last.map_or(0, |sample| sample.hwm_kib)),
     );
     report.add("cpu_percent", round(cpu_percent));
+    let ms = |seconds: Option<f64>| seconds.filter(|s| s.is_finite()).map(|s| round(s * 1000.0));
+    report.add("scheduler_passes", scheduler_delay.count);
+    report.add("scheduler_delay_mean_ms", ms(scheduler_delay.mean()));
+    // A bucket bound: the p99 is at most this; null when beyond the last finite bucket.
+    report.add(
+        "scheduler_delay_p99_le_ms",
+        ms(scheduler_delay.quantile_bound(0.99)),
+    );
+    report.add("materialize_batches", materialize.count);
+    report.add("materialize_mean_ms", ms(materialize.mean()));
     Ok((report, executions_per_s))
 }
 

@@ -42,6 +42,17 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
     let jobs_changed = Arc::new(Notify::new());
     let mut tasks = tokio::task::JoinSet::new();
     let metrics = install_metrics(&mut tasks, Arc::clone(&store), shutdown.clone());
+    // The scheduler's loop and the attempt writer go back and forth with the database many times
+    // per batch, and hold its write lock meanwhile. On the runtime that sends requests, each of
+    // those turns waited behind a burst's runnable tasks: at 16 000 jobs a second the scheduler
+    // fell a second and more behind with CPU to spare (BENCHMARKS.md, session 15). On a runtime
+    // of their own, with one thread, they are polled as soon as the database answers.
+    let control = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("cronhook-control")
+        .enable_all()
+        .build()
+        .context("starting the scheduler's runtime")?;
 
     let executor = if has(Role::Executor) {
         let (executor, handle) = cronhook_executor::Executor::new(
@@ -56,6 +67,7 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
                 max_in_flight_per_workspace: usize::try_from(options.max_in_flight_per_workspace)
                     .unwrap_or(usize::MAX),
                 clock: Arc::clone(&clock),
+                record_runtime: Some(control.handle().clone()),
             },
         )
         .context("starting the executor")?;
@@ -111,7 +123,7 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
             },
             Arc::clone(&jobs_changed),
         );
-        tasks.spawn(scheduler.run(shutdown.clone()));
+        tasks.spawn_on(scheduler.run(shutdown.clone()), control.handle());
         // Pruning is housekeeping of the schedule's history; every scheduler node may do it
         // (PostgreSQL's `skip locked` keeps two pruners apart).
         tasks.spawn(cronhook_scheduler::run_pruner(
@@ -197,6 +209,9 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
             "some work did not finish in time; its leases will expire and another run takes it over"
         );
     }
+    // Whatever did not finish in time stops here (dropping a runtime would block, which an
+    // async function must not do).
+    control.shutdown_background();
     Ok(())
 }
 
@@ -204,6 +219,10 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
 /// downtime land in the last buckets.
 const FIRE_LAG_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+/// Buckets of one batch's write, in seconds: milliseconds when the database keeps up.
+const MATERIALIZE_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 /// Attempt duration buckets, in seconds, up to the longest timeout (15 minutes).
 const ATTEMPT_DURATION_BUCKETS: &[f64] = &[
@@ -230,6 +249,19 @@ fn install_metrics(
             builder.set_buckets_for_metric(
                 Matcher::Full(cronhook_executor::telemetry::ATTEMPT_DURATION_SECONDS.to_owned()),
                 ATTEMPT_DURATION_BUCKETS,
+            )
+        })
+        .and_then(|builder| {
+            // The scheduler's delay is a lag like the fire lag, on the same scale.
+            builder.set_buckets_for_metric(
+                Matcher::Full(cronhook_scheduler::DELAY_SECONDS.to_owned()),
+                FIRE_LAG_BUCKETS,
+            )
+        })
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(
+                Matcher::Full(cronhook_scheduler::MATERIALIZE_SECONDS.to_owned()),
+                MATERIALIZE_BUCKETS,
             )
         })
         .and_then(|builder| builder.install_recorder());

@@ -92,6 +92,11 @@ pub struct ExecutorConfig {
     pub max_in_flight_per_workspace: usize,
     /// The clock leases and retry instants are judged by: the database's, shared by every node.
     pub clock: Arc<cronhook_store::DatabaseClock>,
+    /// Where the loop that writes attempt records runs; `None`: the runtime `run` is called on.
+    /// Each of its database round trips waits for the runtime to poll it again, behind every
+    /// runnable task; on a runtime busy sending a burst that holds its write transaction (and
+    /// the database's one write lock) open for that long. A runtime of its own avoids it.
+    pub record_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl ExecutorConfig {
@@ -106,6 +111,7 @@ impl ExecutorConfig {
             shutdown_grace: Duration::from_secs(30),
             max_in_flight_per_workspace: 256,
             clock: Arc::new(cronhook_store::DatabaseClock::new()),
+            record_runtime: None,
         }
     }
 }
@@ -364,12 +370,16 @@ impl Executor {
             writes,
         } = self;
         let hard_stop = CancellationToken::new();
-        let writer = tokio::spawn(write_loop(
+        let write = write_loop(
             shared.store.clone(),
             writes,
             shared.counters.clone(),
             hard_stop.clone(),
-        ));
+        );
+        let writer = match &shared.config.record_runtime {
+            Some(runtime) => runtime.spawn(write),
+            None => tokio::spawn(write),
+        };
         let renewer = tokio::spawn(renew_loop(shared.clone(), hard_stop.clone()));
         let poller = tokio::spawn(poll_loop(shared.clone(), inbox_tx, wake, shutdown.clone()));
         info!(node_id = %shared.config.node_id, "executor started");

@@ -41,6 +41,8 @@ struct MemState {
     write_sizes: Vec<usize>,
     /// When set, the next `record_attempts` call waits for it to be notified.
     write_gate: Option<Arc<tokio::sync::Notify>>,
+    /// The name of the thread each `record_attempts` call ran on.
+    write_threads: Vec<Option<String>>,
     workspace_reads: u32,
 }
 
@@ -339,6 +341,9 @@ impl Store for MemStore {
         let mut state = self.lock();
         state.write_calls += 1;
         state.write_sizes.push(records.len());
+        state
+            .write_threads
+            .push(std::thread::current().name().map(str::to_owned));
         if state.failing_writes > 0 {
             state.failing_writes -= 1;
             return Err(StoreError::Unavailable("database down".into()));
@@ -576,15 +581,23 @@ fn start(store: Arc<MemStore>, targets: TargetPolicy) -> Running {
 }
 
 fn start_with(store: Arc<MemStore>, targets: TargetPolicy, lease: Duration) -> Running {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = ExecutorConfig {
+    start_configured(store, test_config(targets, lease))
+}
+
+/// The tests' executor settings: 16 in flight, a 50 ms poll.
+fn test_config(targets: TargetPolicy, lease: Duration) -> ExecutorConfig {
+    ExecutorConfig {
         node_id: "node-a".into(),
         max_in_flight: 16,
         lease,
         targets,
         poll_interval: Duration::from_millis(50),
         ..ExecutorConfig::new("node-a")
-    };
+    }
+}
+
+fn start_configured(store: Arc<MemStore>, config: ExecutorConfig) -> Running {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let (executor, handle) = Executor::new(store, config).expect("executor");
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(executor.run(shutdown.clone()));
@@ -1049,6 +1062,45 @@ async fn the_poller_claims_queued_work_and_leases_are_renewed() {
     let claim = state.claims.first().expect("a claim");
     assert_eq!(claim.node_id, "node-a");
     assert!(claim.until > Utc::now() - chrono::Duration::seconds(5));
+}
+
+#[tokio::test]
+async fn records_are_written_on_the_runtime_given_for_them() {
+    let target = Target::start(|_, _| Reply::status(200)).await;
+    let store = MemStore::new();
+    let records_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("records-runtime")
+        .enable_all()
+        .build()
+        .expect("records runtime");
+    let running = start_configured(
+        store.clone(),
+        ExecutorConfig {
+            record_runtime: Some(records_runtime.handle().clone()),
+            ..test_config(open_policy(), Duration::from_secs(3))
+        },
+    );
+    let burst: Vec<ClaimedExecution> = (0..20)
+        .map(|_| execution(&target.url("/"), serde_json::json!({})))
+        .collect();
+    for exe in &burst {
+        running.handle.submit(exe.clone());
+    }
+    for exe in &burst {
+        let records = store.finished(&exe.id).await;
+        assert_eq!(finish_status(&records[0]), Some(ExecutionStatus::Succeeded));
+    }
+    running.stop().await;
+    records_runtime.shutdown_background();
+    let threads = store.lock().write_threads.clone();
+    assert!(!threads.is_empty());
+    assert!(
+        threads
+            .iter()
+            .all(|name| name.as_deref() == Some("records-runtime")),
+        "every record written on the runtime given for them: {threads:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -228,13 +228,17 @@ impl Scheduler {
             });
         let mut occurrences = Vec::new();
         let mut planned_jobs = Vec::new();
+        // When the earliest occurrence of this pass was meant to be written.
+        let mut meant_at: Option<DateTime<Utc>> = None;
         for job in jobs {
             let Some(due) = job.next_run_at else {
                 continue;
             };
-            if self.materialize_at(&job, due) > now {
+            let materialize_at = self.materialize_at(&job, due);
+            if materialize_at > now {
                 continue;
             }
+            meant_at = Some(meant_at.map_or(materialize_at, |at| at.min(materialize_at)));
             let Some(schedule) = self.schedule_of(&job) else {
                 report.unschedulable += 1;
                 continue;
@@ -254,7 +258,13 @@ impl Scheduler {
         if occurrences.is_empty() {
             return Ok(report);
         }
+        if let Some(meant_at) = meant_at {
+            let late = (now - meant_at).to_std().unwrap_or(Duration::ZERO);
+            metrics::histogram!(DELAY_SECONDS).record(late.as_secs_f64());
+        }
+        let writing = std::time::Instant::now();
         let outcomes = self.store.materialize(&occurrences).await?;
+        metrics::histogram!(MATERIALIZE_SECONDS).record(writing.elapsed().as_secs_f64());
         for ((occurrence, job), outcome) in occurrences.into_iter().zip(planned_jobs).zip(outcomes)
         {
             match outcome {
@@ -321,11 +331,27 @@ impl Scheduler {
 /// The name of the scheduler's counter of occurrences, by outcome.
 pub const MATERIALIZED_TOTAL: &str = "cronhook_scheduler_materialized_total";
 
+/// The name of the histogram of how late each scheduler pass began (see [`describe_metrics`]).
+pub const DELAY_SECONDS: &str = "cronhook_scheduler_delay_seconds";
+
+/// The name of the histogram of how long writing one batch of occurrences took.
+pub const MATERIALIZE_SECONDS: &str = "cronhook_scheduler_materialize_seconds";
+
 /// Registers the help text of the scheduler's metrics with the installed recorder.
 pub fn describe_metrics() {
     metrics::describe_counter!(
         MATERIALIZED_TOTAL,
         "Due occurrences handled by this node's scheduler, by outcome: created (executions made), skipped (forbid overlap), superseded (another scheduler or an edit came first), unschedulable (a stored schedule that no longer compiles)."
+    );
+    metrics::describe_histogram!(
+        DELAY_SECONDS,
+        metrics::Unit::Seconds,
+        "How late each pass of the scheduler began writing occurrences, from when the earliest of them was due to be written (its instant, or the prepare-ahead time before it). Near zero while the scheduler keeps up; values beyond the prepare-ahead time mean bursts leave late, and values that keep growing mean the node cannot keep up with its jobs."
+    );
+    metrics::describe_histogram!(
+        MATERIALIZE_SECONDS,
+        metrics::Unit::Seconds,
+        "How long writing one batch of occurrences (and advancing their jobs) took, including the wait for the database's write lock."
     );
 }
 
