@@ -275,6 +275,16 @@ impl Api {
 
     /// `GET path` as JSON, failing unless 2xx.
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self.get_success(path).await?.json().await?)
+    }
+
+    /// `GET /metrics`: the process's metrics in the Prometheus text format.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        Ok(self.get_success("/metrics").await?.text().await?)
+    }
+
+    /// `GET path`, failing unless 2xx.
+    async fn get_success(&self, path: &str) -> anyhow::Result<reqwest::Response> {
         let response = self
             .http
             .get(format!("{}{path}", self.base_url))
@@ -285,21 +295,7 @@ impl Api {
         if !status.is_success() {
             bail!("GET {path}: {status}");
         }
-        Ok(response.json().await?)
-    }
-
-    /// `GET /metrics`: the process's metrics in the Prometheus text format.
-    pub async fn metrics(&self) -> anyhow::Result<String> {
-        let response = self
-            .http
-            .get(format!("{}/metrics", self.base_url))
-            .send()
-            .await?;
-        let status = response.status();
-        if !status.is_success() {
-            bail!("GET /metrics: {status}");
-        }
-        Ok(response.text().await?)
+        Ok(response)
     }
 
     /// `POST path` with no body, failing unless 2xx.

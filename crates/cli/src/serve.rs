@@ -52,7 +52,7 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
         .thread_name("cronhook-control")
         .enable_all()
         .build()
-        .context("starting the scheduler's runtime")?;
+        .context("starting the runtime of the scheduler and the attempt writer")?;
 
     let executor = if has(Role::Executor) {
         let (executor, handle) = cronhook_executor::Executor::new(

@@ -93,9 +93,10 @@ pub struct ExecutorConfig {
     /// The clock leases and retry instants are judged by: the database's, shared by every node.
     pub clock: Arc<cronhook_store::DatabaseClock>,
     /// Where the loop that writes attempt records runs; `None`: the runtime `run` is called on.
-    /// Each of its database round trips waits for the runtime to poll it again, behind every
-    /// runnable task; on a runtime busy sending a burst that holds its write transaction (and
-    /// the database's one write lock) open for that long. A runtime of its own avoids it.
+    /// Each of its database round trips resumes only when its runtime polls it again, behind
+    /// every runnable task, with the write transaction (SQLite's one write lock) open
+    /// meanwhile; on a runtime busy sending a burst that is long. A runtime of its own is not
+    /// busy.
     pub record_runtime: Option<tokio::runtime::Handle>,
 }
 

@@ -1064,6 +1064,25 @@ async fn the_poller_claims_queued_work_and_leases_are_renewed() {
     assert!(claim.until > Utc::now() - chrono::Duration::seconds(5));
 }
 
+/// Submits `size` executions against `target` at once and waits for each to succeed.
+async fn send_burst_and_see_it_succeed(
+    running: &Running,
+    store: &MemStore,
+    target: &Target,
+    size: usize,
+) {
+    let burst: Vec<ClaimedExecution> = (0..size)
+        .map(|_| execution(&target.url("/"), serde_json::json!({})))
+        .collect();
+    for exe in &burst {
+        running.handle.submit(exe.clone());
+    }
+    for exe in &burst {
+        let records = store.finished(&exe.id).await;
+        assert_eq!(finish_status(&records[0]), Some(ExecutionStatus::Succeeded));
+    }
+}
+
 #[tokio::test]
 async fn records_are_written_on_the_runtime_given_for_them() {
     let target = Target::start(|_, _| Reply::status(200)).await;
@@ -1081,16 +1100,7 @@ async fn records_are_written_on_the_runtime_given_for_them() {
             ..test_config(open_policy(), Duration::from_secs(3))
         },
     );
-    let burst: Vec<ClaimedExecution> = (0..20)
-        .map(|_| execution(&target.url("/"), serde_json::json!({})))
-        .collect();
-    for exe in &burst {
-        running.handle.submit(exe.clone());
-    }
-    for exe in &burst {
-        let records = store.finished(&exe.id).await;
-        assert_eq!(finish_status(&records[0]), Some(ExecutionStatus::Succeeded));
-    }
+    send_burst_and_see_it_succeed(&running, &store, &target, 20).await;
     running.stop().await;
     records_runtime.shutdown_background();
     let threads = store.lock().write_threads.clone();
@@ -1108,16 +1118,7 @@ async fn a_burst_reads_its_workspace_once() {
     let target = Target::start(|_, _| Reply::status(200)).await;
     let store = MemStore::new();
     let running = start(store.clone(), open_policy());
-    let burst: Vec<ClaimedExecution> = (0..100)
-        .map(|_| execution(&target.url("/"), serde_json::json!({})))
-        .collect();
-    for exe in &burst {
-        running.handle.submit(exe.clone());
-    }
-    for exe in &burst {
-        let records = store.finished(&exe.id).await;
-        assert_eq!(finish_status(&records[0]), Some(ExecutionStatus::Succeeded));
-    }
+    send_burst_and_see_it_succeed(&running, &store, &target, 100).await;
     running.stop().await;
     assert_eq!(
         store.lock().workspace_reads,

@@ -228,7 +228,7 @@ impl Scheduler {
             });
         let mut occurrences = Vec::new();
         let mut planned_jobs = Vec::new();
-        // When the earliest occurrence of this pass was meant to be written.
+        // When the earliest occurrence this pass writes was meant to be written.
         let mut meant_at: Option<DateTime<Utc>> = None;
         for job in jobs {
             let Some(due) = job.next_run_at else {
@@ -238,7 +238,6 @@ impl Scheduler {
             if materialize_at > now {
                 continue;
             }
-            meant_at = Some(meant_at.map_or(materialize_at, |at| at.min(materialize_at)));
             let Some(schedule) = self.schedule_of(&job) else {
                 report.unschedulable += 1;
                 continue;
@@ -251,6 +250,7 @@ impl Scheduler {
                 to_delta(self.config.misfire_threshold),
                 lease.as_ref(),
             ) {
+                meant_at = Some(meant_at.map_or(materialize_at, |at| at.min(materialize_at)));
                 occurrences.push(occurrence);
                 planned_jobs.push(job);
             }
