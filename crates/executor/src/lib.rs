@@ -570,13 +570,16 @@ async fn write_loop(
         while batch.len() < WRITE_BATCH && !stop.is_cancelled() {
             let settle_at = (last_arrival + WRITE_SETTLE).min(gather_until);
             let quiet_until = (tokio::time::Instant::now() + WRITE_QUIET).min(settle_at);
-            let room = WRITE_BATCH - batch.len();
-            let more = tokio::select! {
+            // Slept through, then taken: waiting on the channel instead woke this thread for
+            // each record of a burst, and the worker that sent it paid for the wake-up (a
+            // write to the runtime's event fd, ~10 % of the workers' time at 8 000 a second).
+            tokio::select! {
                 biased;
-                () = stop.cancelled() => 0,
-                more = requests.recv_many(&mut batch, room) => more,
-                () = tokio::time::sleep_until(quiet_until) => 0,
-            };
+                () = stop.cancelled() => {}
+                () = tokio::time::sleep_until(quiet_until) => {}
+            }
+            let room = WRITE_BATCH - batch.len();
+            let more = take_waiting(&mut requests, &mut batch, room);
             let now = tokio::time::Instant::now();
             if more > 0 {
                 last_arrival = now;
@@ -606,6 +609,24 @@ async fn write_loop(
             }
         }
     }
+}
+
+/// Moves up to `room` requests already in the channel to `batch` without waiting for more;
+/// how many it moved.
+fn take_waiting(
+    requests: &mut mpsc::UnboundedReceiver<WriteRequest>,
+    batch: &mut Vec<WriteRequest>,
+    room: usize,
+) -> usize {
+    let before = batch.len();
+    while batch.len() - before < room {
+        match requests.try_recv() {
+            Ok(request) => batch.push(request),
+            // Empty, or every sender gone: the outer wait sees the end.
+            Err(_) => break,
+        }
+    }
+    batch.len() - before
 }
 
 /// Records `records`, retrying with backoff while the store fails; None when stopped first.

@@ -1303,6 +1303,25 @@ async fn a_large_burst_is_recorded_in_several_transactions() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_is_recorded_in_a_few_gathered_writes() {
+    const BURST: usize = 300;
+    let target = Target::start(|_, _| Reply::status(200)).await;
+    let store = MemStore::new();
+    let running = start(store.clone(), open_policy());
+    send_burst_and_see_it_succeed(&running, &store, &target, BURST).await;
+    running.stop().await;
+    let sizes = store.lock().write_sizes.clone();
+    assert_eq!(sizes.iter().sum::<usize>(), BURST, "{sizes:?}");
+    // The writer gathers while the burst is on the wire instead of writing as records come;
+    // a tenth is far more than it takes even on a loaded machine.
+    assert!(
+        sizes.len() <= BURST / 10,
+        "{} writes for {BURST} records: {sizes:?}",
+        sizes.len()
+    );
+}
+
 // The executor never manages API keys or data keys: these answer as an empty store would.
 #[async_trait::async_trait]
 impl cronhook_store::ApiKeyStore for MemStore {
