@@ -58,6 +58,10 @@ pub struct FireArgs {
     /// API requests at once while creating the firing jobs.
     #[arg(long, default_value_t = 32)]
     seed_concurrency: usize,
+    /// Writes each burst's lags (ms, in arrival order) to this file, one JSON object per burst,
+    /// to see how a burst drains.
+    #[arg(long)]
+    lags_out: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -82,6 +86,19 @@ pub struct ApiArgs {
     executions: u64,
     #[arg(long, value_enum, default_value_t = Database::Sqlite)]
     database: Database,
+}
+
+/// One line per burst, in scheduled order: `{"second": s, "lags_ms": [sorted lags]}`.
+fn write_burst_lags(path: &Path, bursts: &HashMap<i64, Vec<f64>>) -> anyhow::Result<()> {
+    let mut seconds: Vec<_> = bursts.keys().copied().collect();
+    seconds.sort_unstable();
+    let mut text = String::new();
+    for second in seconds {
+        let lags: Vec<f64> = bursts[&second].iter().map(|&lag| round(lag)).collect();
+        text.push_str(&json!({ "second": second, "lags_ms": lags }).to_string());
+        text.push('\n');
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The executor's client settings, for the sink on loopback.
@@ -377,6 +394,9 @@ async fn run_fire(
         worst_burst_p99_ms = worst_burst_p99_ms.max(quantile(lags, 0.99));
     }
     first_lags_ms.sort_by(f64::total_cmp);
+    if let Some(path) = &args.lags_out {
+        write_burst_lags(path, &bursts)?;
+    }
     let expected = u64::from(args.jobs) * duration;
     let delivered: u64 = per_occurrence.values().map(|&count| u64::from(count)).sum();
     let lost = expected.saturating_sub(per_occurrence.len() as u64);
