@@ -75,8 +75,13 @@ fn ceiling_runs() {
 
 #[test]
 fn fire_runs() {
+    let lags =
+        std::env::temp_dir().join(format!("cronhook-bench-lags-{}.jsonl", std::process::id()));
+    let lags_arg = lags.to_str().expect("a UTF-8 temporary path");
     let result = run(&[
         "fire",
+        "--lags-out",
+        lags_arg,
         "--jobs",
         "3",
         // More than go through the API, so the bulk copy runs too.
@@ -116,6 +121,26 @@ fn fire_runs() {
         ],
     );
     assert_nothing_left_early(&result);
+    // One line per measured burst, each with its jobs' lags, in arrival order.
+    let text = std::fs::read_to_string(&lags).expect("the lags file is written");
+    let _ = std::fs::remove_file(&lags);
+    let bursts: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect();
+    // Two measured seconds; a delivery later than the run waits for is counted lost, not here.
+    assert!((1..=2).contains(&bursts.len()), "{text}");
+    for burst in &bursts {
+        assert!(burst["second"].is_i64(), "{burst}");
+        let lags: Vec<f64> = burst["lags_ms"]
+            .as_array()
+            .expect("lags_ms")
+            .iter()
+            .map(|lag| lag.as_f64().expect("a lag in ms"))
+            .collect();
+        assert!((1..=3).contains(&lags.len()), "{burst}");
+        assert!(lags.windows(2).all(|pair| pair[0] <= pair[1]), "{burst}");
+    }
 }
 
 #[test]
