@@ -389,6 +389,10 @@ impl HttpClients {
         if let Destination::Unchecked(text) = &request.url
             && let Ok(checked) = self.checked_url(text)
         {
+            if !request.follow_redirects {
+                // Added here rather than at the instant, where the map could have to grow.
+                add_direct_headers(&mut request.headers, &checked.uri);
+            }
             request.url = Destination::Checked(checked);
         }
         request
@@ -424,14 +428,12 @@ impl HttpClients {
             tokio::time::timeout(timeout, exchange).await
         } else {
             let mut outgoing = http::Request::new(Full::new(body));
+            let mut headers = request.headers;
+            // Already there when `check` prepared the request.
+            add_direct_headers(&mut headers, &uri);
             *outgoing.method_mut() = request.method;
             *outgoing.uri_mut() = uri;
-            *outgoing.headers_mut() = request.headers;
-            // reqwest's default, kept so that both clients send the same request.
-            outgoing
-                .headers_mut()
-                .entry(reqwest::header::ACCEPT)
-                .or_insert(reqwest::header::HeaderValue::from_static("*/*"));
+            *outgoing.headers_mut() = headers;
             let exchange = async {
                 let response = self
                     .direct
@@ -454,6 +456,40 @@ impl HttpClients {
             }
         }
         captured
+    }
+}
+
+/// The headers the direct client's request gets besides the job's and cronhook's: reqwest's
+/// default `Accept` (so that both clients send the same request) and the `Host` that hyper-util
+/// would otherwise add as it sends, computed as it does. Each is kept when present.
+fn add_direct_headers(headers: &mut HeaderMap, uri: &http::Uri) {
+    headers
+        .entry(reqwest::header::ACCEPT)
+        .or_insert(reqwest::header::HeaderValue::from_static("*/*"));
+    if let reqwest::header::Entry::Vacant(vacant) = headers.entry(reqwest::header::HOST)
+        && let Some(host) = host_header(uri)
+    {
+        vacant.insert(host);
+    }
+}
+
+/// `Host` for `uri`: its host, with the port unless it is the scheme's default.
+fn host_header(uri: &http::Uri) -> Option<reqwest::header::HeaderValue> {
+    let authority = uri.authority()?;
+    let host = authority.host();
+    let secure = matches!(uri.scheme_str(), Some("https" | "wss"));
+    let port = match authority.port_u16() {
+        Some(443) if secure => None,
+        Some(80) if !secure => None,
+        port => port,
+    };
+    match port {
+        None => reqwest::header::HeaderValue::from_str(host).ok(),
+        // The authority as written is host and port, unless it carries credentials.
+        Some(_) if !authority.as_str().contains('@') => {
+            reqwest::header::HeaderValue::from_str(authority.as_str()).ok()
+        }
+        Some(port) => reqwest::header::HeaderValue::from_str(&format!("{host}:{port}")).ok(),
     }
 }
 
@@ -637,6 +673,48 @@ fn millis(duration: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_header_is_the_host_with_a_port_other_than_the_default() {
+        for (uri, host) in [
+            ("http://127.0.0.1:8080/hook", "127.0.0.1:8080"),
+            ("http://example.com/", "example.com"),
+            ("http://example.com:80/", "example.com"),
+            ("https://example.com:443/", "example.com"),
+            ("https://example.com:80/", "example.com:80"),
+            ("http://example.com:443/", "example.com:443"),
+            ("http://[::1]:9000/", "[::1]:9000"),
+            ("http://user:secret@example.com:8080/", "example.com:8080"),
+            ("https://user@example.com/", "example.com"),
+        ] {
+            let uri: http::Uri = uri.parse().expect("test uri");
+            assert_eq!(
+                host_header(&uri).as_ref().map(|value| value.to_str().ok()),
+                Some(Some(host)),
+                "{uri}"
+            );
+        }
+    }
+
+    #[test]
+    fn direct_headers_are_added_once_and_never_replace() {
+        let uri: http::Uri = "http://127.0.0.1:8080/hook".parse().expect("test uri");
+        let mut headers = HeaderMap::new();
+        add_direct_headers(&mut headers, &uri);
+        add_direct_headers(&mut headers, &uri);
+        assert_eq!(headers.len(), 2, "{headers:?}");
+        assert_eq!(headers[reqwest::header::ACCEPT], "*/*");
+        assert_eq!(headers[reqwest::header::HOST], "127.0.0.1:8080");
+
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            reqwest::header::ACCEPT,
+            reqwest::header::HeaderValue::from_static("application/json"),
+        );
+        add_direct_headers(&mut headers, &uri);
+        assert_eq!(headers[reqwest::header::ACCEPT], "application/json");
+        assert_eq!(headers.len(), 2, "{headers:?}");
+    }
 
     fn policy(nets: &[&str]) -> TargetPolicy {
         TargetPolicy {

@@ -1313,8 +1313,9 @@ fn request_headers(
     sent_at: chrono::DateTime<Utc>,
     signature: Option<String>,
 ) -> HeaderMap {
-    // Room for the job's headers and ours, so the map is built without growing.
-    let mut headers = HeaderMap::with_capacity(job_headers.len() + 6);
+    // Room for the job's headers, ours, and the direct client's `Accept` and `Host`, so the
+    // map never grows.
+    let mut headers = HeaderMap::with_capacity(job_headers.len() + 8);
     for (name, value) in job_headers {
         let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),

@@ -678,6 +678,8 @@ async fn a_success_records_status_headers_body_and_timing() {
     assert_eq!(request.header("user-agent"), USER_AGENT);
     assert!(USER_AGENT.starts_with("cronhook/"));
     assert_eq!(request.header("x-custom"), "custom-value");
+    assert_eq!(request.header("host"), target.addr.to_string());
+    assert_eq!(request.header("accept"), "*/*");
     assert_eq!(request.header("content-type"), "application/json");
     assert_eq!(request.header("cronhook-attempt"), "1");
     assert_eq!(
@@ -1218,6 +1220,30 @@ async fn shutdown_ends_an_execution_waiting_for_its_instant_without_sending_it()
     );
     assert!(target.seen().is_empty(), "nothing is sent");
     assert!(store.records_of(&exe.id).is_empty(), "nothing is recorded");
+}
+
+#[tokio::test]
+async fn a_request_prepared_ahead_carries_its_host_and_accept_and_not_the_jobs_host() {
+    let target = Target::start(|_, _| Reply::status(200)).await;
+    let store = MemStore::new();
+    let running = start(store.clone(), open_policy());
+    let mut exe = execution(
+        &target.url("/prepared"),
+        serde_json::json!({"request": {"headers": {"Host": "elsewhere.example"}}}),
+    );
+    exe.trigger = Trigger::Schedule;
+    // Far enough ahead that its request is built before the instant.
+    exe.scheduled_for = Utc::now() + chrono::TimeDelta::milliseconds(600);
+    running.handle.submit(exe.clone());
+    let records = store.finished(&exe.id).await;
+    running.stop().await;
+    assert_eq!(finish_status(&records[0]), Some(ExecutionStatus::Succeeded));
+    let seen = target.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path, "/prepared");
+    assert_eq!(seen[0].header("host"), target.addr.to_string());
+    assert_eq!(seen[0].header("accept"), "*/*");
+    assert_eq!(seen[0].headers.get_all("host").iter().count(), 1);
 }
 
 #[test]
