@@ -402,11 +402,11 @@ impl HttpClients {
     pub(crate) async fn send(&self, request: Outbound) -> Captured {
         let started = Instant::now();
         let mut captured = Captured::default();
-        // Parsed once, here or in `check`.
-        let CheckedUrl { url, uri } = match request.url {
-            Destination::Checked(checked) => checked,
+        // Parsed once, here or in `check` (which also added the direct client's headers).
+        let (CheckedUrl { url, uri }, prepared) = match request.url {
+            Destination::Checked(checked) => (checked, true),
             Destination::Unchecked(text) => match self.checked_url(&text) {
-                Ok(checked) => checked,
+                Ok(checked) => (checked, false),
                 Err(error) => {
                     captured.error = Some(error);
                     return captured;
@@ -429,8 +429,9 @@ impl HttpClients {
         } else {
             let mut outgoing = http::Request::new(Full::new(body));
             let mut headers = request.headers;
-            // Already there when `check` prepared the request.
-            add_direct_headers(&mut headers, &uri);
+            if !prepared {
+                add_direct_headers(&mut headers, &uri);
+            }
             *outgoing.method_mut() = request.method;
             *outgoing.uri_mut() = uri;
             *outgoing.headers_mut() = headers;
