@@ -79,6 +79,14 @@ impl Histogram {
     }
 }
 
+/// The unlabelled counter `name` from a Prometheus text exposition; zero when the text does not
+/// have it (a counter appears once something incremented it).
+pub fn counter(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| sample(line, name, ""))
+        .unwrap_or(0.0)
+}
+
 /// The value of the unlabelled sample `name` + `suffix` on `line`.
 fn sample(line: &str, name: &str, suffix: &str) -> Option<f64> {
     let rest = line.strip_prefix(name)?.strip_prefix(suffix)?;
@@ -113,6 +121,18 @@ lag_seconds_other_sum 99
         assert_eq!(histogram.quantile_bound(0.8), Some(0.1));
         assert_eq!(histogram.quantile_bound(0.99), Some(1.0));
         assert_eq!(Histogram::parse(TEXT, "absent_seconds"), None);
+    }
+
+    #[test]
+    fn a_counter_is_read_and_absent_is_zero() {
+        let text = "# TYPE dropped_total counter\ndropped_total 42\ndropped_total_other 7\n";
+        assert_eq!(counter(text, "dropped_total"), 42.0);
+        assert_eq!(counter(text, "absent_total"), 0.0);
+        assert_eq!(
+            counter(TEXT, "lag_seconds"),
+            0.0,
+            "a histogram's samples are not it"
+        );
     }
 
     #[test]

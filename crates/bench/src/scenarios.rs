@@ -14,7 +14,7 @@ use futures::StreamExt as _;
 use serde_json::{Value, json};
 
 use crate::Report;
-use crate::histogram::Histogram;
+use crate::histogram::{Histogram, counter};
 use crate::process::{
     self, Api, Database, FreshDatabase, Sampler, Server, clock_ticks, cronhook_binary, read_proc,
 };
@@ -342,6 +342,8 @@ async fn run_fire(
             .map(|after| after.since(Histogram::parse(&metrics_before, name).as_ref()))
             .unwrap_or_default()
     };
+    let missed_unfired = counter(&metrics_after, cronhook_scheduler::MISSED_UNFIRED_TOTAL)
+        - counter(&metrics_before, cronhook_scheduler::MISSED_UNFIRED_TOTAL);
     let scheduler_delay = scheduler(cronhook_scheduler::DELAY_SECONDS);
     let materialize = scheduler(cronhook_scheduler::MATERIALIZE_SECONDS);
     // Late deliveries of the window's last seconds still count.
@@ -492,6 +494,9 @@ async fn run_fire(
     );
     report.add("materialize_batches", materialize.count);
     report.add("materialize_mean_ms", ms(materialize.mean()));
+    // What the scheduler itself says it shed (misfire policy) while the window ran: beside
+    // `lost`, which the sink saw.
+    report.add("scheduler_missed_unfired", missed_unfired);
     Ok((report, executions_per_s))
 }
 

@@ -118,6 +118,7 @@ fn fire_runs() {
             "ceiling_after_rps",
             "ceiling_rps",
             "ratio_to_ceiling",
+            "scheduler_missed_unfired",
         ],
     );
     assert_nothing_left_early(&result);

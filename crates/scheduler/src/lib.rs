@@ -32,7 +32,7 @@ use cronhook_store::{ClaimedExecution, Materialized, Store, StoreError};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub use plan::{MISFIRE_FIRE_ALL_LIMIT, plan_occurrence};
+pub use plan::{MISFIRE_FIRE_ALL_LIMIT, Planned, plan_occurrence};
 pub use retention::{PRUNE_BATCH, prune_all, run_pruner};
 
 /// How the executions this scheduler creates reach an executor in the same process.
@@ -103,6 +103,8 @@ pub struct FireReport {
     pub superseded: usize,
     /// Jobs whose schedule is broken in storage (logged, left alone).
     pub unschedulable: usize,
+    /// Missed occurrences the jobs' misfire policies left unfired (see [`Planned::dropped`]).
+    pub dropped: usize,
 }
 
 /// Turns due jobs into executions. See the crate docs.
@@ -228,6 +230,7 @@ impl Scheduler {
             });
         let mut occurrences = Vec::new();
         let mut planned_jobs = Vec::new();
+        let mut dropped = Vec::new();
         // When the earliest occurrence this pass writes was meant to be written.
         let mut meant_at: Option<DateTime<Utc>> = None;
         for job in jobs {
@@ -243,7 +246,7 @@ impl Scheduler {
                 continue;
             };
             // A prepared occurrence is planned as of its own instant: on time by definition.
-            if let Some(occurrence) = plan_occurrence(
+            if let Some(planned) = plan_occurrence(
                 &job,
                 &schedule,
                 now.max(due),
@@ -251,7 +254,8 @@ impl Scheduler {
                 lease.as_ref(),
             ) {
                 meant_at = Some(meant_at.map_or(materialize_at, |at| at.min(materialize_at)));
-                occurrences.push(occurrence);
+                occurrences.push(planned.occurrence);
+                dropped.push(planned.dropped);
                 planned_jobs.push(job);
             }
         }
@@ -265,8 +269,18 @@ impl Scheduler {
         let writing = std::time::Instant::now();
         let outcomes = self.store.materialize(&occurrences).await?;
         metrics::histogram!(MATERIALIZE_SECONDS).record(writing.elapsed().as_secs_f64());
-        for ((occurrence, job), outcome) in occurrences.into_iter().zip(planned_jobs).zip(outcomes)
+        let mut jobs_dropping = 0usize;
+        for (((occurrence, job), outcome), dropped) in occurrences
+            .into_iter()
+            .zip(planned_jobs)
+            .zip(outcomes)
+            .zip(dropped)
         {
+            if dropped > 0 && outcome != Materialized::Superseded {
+                tracing::debug!(job_id = %occurrence.job_id, dropped, misfire = ?job.spec.misfire, "missed occurrences left unfired by the job's misfire policy");
+                report.dropped += dropped;
+                jobs_dropping += 1;
+            }
             match outcome {
                 Materialized::Created => {
                     report.created += occurrence.executions.len();
@@ -300,6 +314,14 @@ impl Scheduler {
                 }
             }
         }
+        if report.dropped > 0 {
+            // One line per pass, not per job: an overloaded node drops thousands a second.
+            tracing::warn!(
+                dropped = report.dropped,
+                jobs = jobs_dropping,
+                "missed occurrences left unfired by their jobs' misfire policies (cronhook was down, or this node is behind its jobs)"
+            );
+        }
         Ok(report)
     }
 
@@ -331,6 +353,9 @@ impl Scheduler {
 /// The name of the scheduler's counter of occurrences, by outcome.
 pub const MATERIALIZED_TOTAL: &str = "cronhook_scheduler_materialized_total";
 
+/// The name of the scheduler's counter of missed occurrences that misfire policies left unfired.
+pub const MISSED_UNFIRED_TOTAL: &str = "cronhook_scheduler_missed_unfired_total";
+
 /// The name of the histogram of how late each scheduler pass began (see [`describe_metrics`]).
 pub const DELAY_SECONDS: &str = "cronhook_scheduler_delay_seconds";
 
@@ -342,6 +367,10 @@ pub fn describe_metrics() {
     metrics::describe_counter!(
         MATERIALIZED_TOTAL,
         "Due occurrences handled by this node's scheduler, by outcome: created (executions made), skipped (forbid overlap), superseded (another scheduler or an edit came first), unschedulable (a stored schedule that no longer compiles)."
+    );
+    metrics::describe_counter!(
+        MISSED_UNFIRED_TOTAL,
+        "Occurrences found later than the misfire threshold (cronhook was down, or this node could not keep up with its jobs) that the job's misfire policy left unfired: all of them under skip, all but the newest under fire_once, those beyond the newest 100 under fire_all."
     );
     metrics::describe_histogram!(
         DELAY_SECONDS,
@@ -384,6 +413,9 @@ fn record_metrics(report: &FireReport) {
         if count > 0 {
             metrics::counter!(MATERIALIZED_TOTAL, "outcome" => outcome).increment(count as u64);
         }
+    }
+    if report.dropped > 0 {
+        metrics::counter!(MISSED_UNFIRED_TOTAL).increment(report.dropped as u64);
     }
 }
 

@@ -7,6 +7,16 @@ use cronhook_store::{Lease, NewExecution, Occurrence};
 /// `fire_all` catches up at most this many missed occurrences (the most recent ones).
 pub const MISFIRE_FIRE_ALL_LIMIT: usize = 100;
 
+/// What [`plan_occurrence`] decided for one due job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    /// The executions to create and how the job advances.
+    pub occurrence: Occurrence,
+    /// Missed instants the misfire policy leaves unfired: `skip` all of them, `fire_once` all
+    /// but the newest, `fire_all` those beyond its limit. Zero for an occurrence on time.
+    pub dropped: usize,
+}
+
 /// Plans the occurrence of a job whose `next_run_at` has come (`≤ now`).
 ///
 /// On time (no later than `misfire_threshold`), the occurrence at `next_run_at` fires with
@@ -23,7 +33,7 @@ pub fn plan_occurrence(
     now: DateTime<Utc>,
     misfire_threshold: TimeDelta,
     lease: Option<&Lease>,
-) -> Option<Occurrence> {
+) -> Option<Planned> {
     let due = job.next_run_at.filter(|at| *at <= now)?;
     let new_execution = |scheduled_for: DateTime<Utc>, trigger: Trigger| NewExecution {
         id: ids::new_id(ids::EXECUTION),
@@ -34,17 +44,20 @@ pub fn plan_occurrence(
         run_at: scheduled_for.max(now),
         lease: lease.cloned(),
     };
-    let occurrence = |executions: Vec<NewExecution>, new_next_run_at| Occurrence {
-        executions,
-        job_id: job.id.clone(),
-        expected_next_run_at: due,
-        new_next_run_at,
-        concurrency: job.spec.concurrency,
+    let planned = |executions: Vec<NewExecution>, new_next_run_at, dropped| Planned {
+        occurrence: Occurrence {
+            executions,
+            job_id: job.id.clone(),
+            expected_next_run_at: due,
+            new_next_run_at,
+            concurrency: job.spec.concurrency,
+        },
+        dropped,
     };
 
     if now - due <= misfire_threshold {
         let execution = new_execution(due, Trigger::Schedule);
-        return Some(occurrence(vec![execution], schedule.next_after(due)));
+        return Some(planned(vec![execution], schedule.next_after(due), 0));
     }
 
     // Missed occurrences run from `due` up to `now`. Walk them (keeping only the newest the
@@ -55,6 +68,7 @@ pub fn plan_occurrence(
         Misfire::FireAll => MISFIRE_FIRE_ALL_LIMIT,
     };
     let mut missed = std::collections::VecDeque::with_capacity(keep);
+    let mut missed_count = 0usize;
     let mut cursor = Some(due);
     let mut after_now = None;
     while let Some(at) = cursor {
@@ -62,6 +76,7 @@ pub fn plan_occurrence(
             after_now = Some(at);
             break;
         }
+        missed_count += 1;
         if keep > 0 {
             if missed.len() == keep {
                 missed.pop_front();
@@ -70,11 +85,12 @@ pub fn plan_occurrence(
         }
         cursor = schedule.next_after(at);
     }
-    let executions = missed
+    let executions: Vec<NewExecution> = missed
         .into_iter()
         .map(|at| new_execution(at, Trigger::Catchup))
         .collect();
-    Some(occurrence(executions, after_now))
+    let dropped = missed_count - executions.len();
+    Some(planned(executions, after_now, dropped))
 }
 
 #[cfg(test)]
@@ -115,7 +131,7 @@ mod tests {
     #[test]
     fn an_on_time_occurrence_fires_and_advances() {
         let (job, schedule) = job("*/10 * * * * *", Misfire::FireOnce, "2026-01-01T00:00:10Z");
-        let occurrence = plan_occurrence(
+        let planned = plan_occurrence(
             &job,
             &schedule,
             at("2026-01-01T00:00:10.002Z"),
@@ -123,6 +139,8 @@ mod tests {
             None,
         )
         .expect("due");
+        assert_eq!(planned.dropped, 0);
+        let occurrence = planned.occurrence;
         assert_eq!(occurrence.executions.len(), 1);
         assert_eq!(
             occurrence.executions[0].scheduled_for,
@@ -144,9 +162,11 @@ mod tests {
     #[test]
     fn misfire_skip_fires_nothing_and_jumps_past_now() {
         let (job, schedule) = job("* * * * *", Misfire::Skip, "2026-01-01T00:01:00Z");
-        let occurrence =
-            plan_occurrence(&job, &schedule, at("2026-01-01T01:00:30Z"), THRESHOLD, None)
-                .expect("due");
+        let planned = plan_occurrence(&job, &schedule, at("2026-01-01T01:00:30Z"), THRESHOLD, None)
+            .expect("due");
+        // 00:01 to 01:00, every minute: sixty missed, none fired.
+        assert_eq!(planned.dropped, 60);
+        let occurrence = planned.occurrence;
         assert!(occurrence.executions.is_empty());
         assert_eq!(occurrence.new_next_run_at, Some(at("2026-01-01T01:01:00Z")));
     }
@@ -154,9 +174,10 @@ mod tests {
     #[test]
     fn misfire_fire_once_fires_the_latest_missed() {
         let (job, schedule) = job("* * * * *", Misfire::FireOnce, "2026-01-01T00:01:00Z");
-        let occurrence =
-            plan_occurrence(&job, &schedule, at("2026-01-01T01:00:30Z"), THRESHOLD, None)
-                .expect("due");
+        let planned = plan_occurrence(&job, &schedule, at("2026-01-01T01:00:30Z"), THRESHOLD, None)
+            .expect("due");
+        assert_eq!(planned.dropped, 59);
+        let occurrence = planned.occurrence;
         assert_eq!(occurrence.executions.len(), 1);
         assert_eq!(
             occurrence.executions[0].scheduled_for,
@@ -169,9 +190,11 @@ mod tests {
     #[test]
     fn misfire_fire_all_is_bounded_to_the_most_recent() {
         let (job, schedule) = job("* * * * *", Misfire::FireAll, "2026-01-01T00:01:00Z");
-        let occurrence =
-            plan_occurrence(&job, &schedule, at("2026-01-01T05:00:30Z"), THRESHOLD, None)
-                .expect("due");
+        let planned = plan_occurrence(&job, &schedule, at("2026-01-01T05:00:30Z"), THRESHOLD, None)
+            .expect("due");
+        // 00:01 to 05:00: 300 missed, the newest 100 fired.
+        assert_eq!(planned.dropped, 300 - MISFIRE_FIRE_ALL_LIMIT);
+        let occurrence = planned.occurrence;
         assert_eq!(occurrence.executions.len(), MISFIRE_FIRE_ALL_LIMIT);
         assert_eq!(
             occurrence.executions.last().map(|e| e.scheduled_for),
@@ -198,9 +221,10 @@ mod tests {
             Misfire::FireAll,
             "2026-01-05T06:30:00Z",
         );
-        let occurrence =
-            plan_occurrence(&job, &schedule, at("2026-01-06T08:00:00Z"), THRESHOLD, None)
-                .expect("due");
+        let planned = plan_occurrence(&job, &schedule, at("2026-01-06T08:00:00Z"), THRESHOLD, None)
+            .expect("due");
+        assert_eq!(planned.dropped, 0, "all four fit under the limit");
+        let occurrence = planned.occurrence;
         let missed: Vec<_> = occurrence
             .executions
             .iter()
@@ -232,7 +256,8 @@ mod tests {
             THRESHOLD,
             Some(&lease),
         )
-        .expect("due");
+        .expect("due")
+        .occurrence;
         assert_eq!(occurrence.executions[0].lease.as_ref(), Some(&lease));
     }
 }

@@ -162,7 +162,10 @@ async fn after_downtime_each_misfire_policy_does_what_it_says() {
     let now = at(1, 10, 30);
     let due = store.due_jobs(now, 10).await.expect("due");
     assert_eq!(due.len(), 3);
-    scheduler.fire(due, now).await.expect("fire");
+    let report = scheduler.fire(due, now).await.expect("fire");
+    // skip leaves all eleven unfired, fire_once ten, fire_all none (under its limit of 100).
+    assert_eq!(report.dropped, 11 + 10);
+    assert_eq!(report.created, 1 + 11);
 
     assert!(executions(store.as_ref(), &skip).await.is_empty());
     let once_runs = executions(store.as_ref(), &once).await;
