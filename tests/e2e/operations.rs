@@ -184,6 +184,10 @@ async fn metrics_count_executions_attempts_and_lag() {
         );
         assert!(metrics.contains(&format!("# TYPE {name} histogram")));
     }
+    // What misfire policies shed: exported (at zero) before anything was missed.
+    assert!(value("cronhook_scheduler_missed_unfired_total", &[]) >= 0.0);
+    assert!(metrics.contains("# HELP cronhook_scheduler_missed_unfired_total "));
+    assert!(metrics.contains("# TYPE cronhook_scheduler_missed_unfired_total counter"));
     let lags = value("cronhook_fire_lag_seconds_count", &[]);
     assert!(lags >= 2.0, "fire lag recorded {lags} times");
     assert_eq!(

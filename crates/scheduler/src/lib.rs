@@ -372,6 +372,8 @@ pub fn describe_metrics() {
         MISSED_UNFIRED_TOTAL,
         "Occurrences found later than the misfire threshold (cronhook was down, or this node could not keep up with its jobs) that the job's misfire policy left unfired: all of them under skip, all but the newest under fire_once, those beyond the newest 100 under fire_all."
     );
+    // Exported at zero from the start, so an alert on its rate has a series before the first drop.
+    metrics::counter!(MISSED_UNFIRED_TOTAL).increment(0);
     metrics::describe_histogram!(
         DELAY_SECONDS,
         metrics::Unit::Seconds,
