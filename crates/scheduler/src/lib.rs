@@ -115,6 +115,8 @@ pub struct Scheduler {
     /// Compiled schedules of the jobs that fired recently, keyed by job id and checked against
     /// `updated_at`, so an every-second job is not re-parsed every second.
     compiled: HashMap<String, (DateTime<Utc>, Arc<CompiledSchedule>)>,
+    /// What misfire policies dropped since the last warning about it.
+    shed_log: ShedLog,
 }
 
 impl Scheduler {
@@ -125,6 +127,7 @@ impl Scheduler {
             config,
             jobs_changed,
             compiled: HashMap::new(),
+            shed_log: ShedLog::default(),
         }
     }
 
@@ -314,12 +317,14 @@ impl Scheduler {
                 }
             }
         }
-        if report.dropped > 0 {
-            // One line per pass, not per job: an overloaded node drops thousands a second.
+        if let Some((dropped, jobs)) =
+            self.shed_log
+                .add(report.dropped, jobs_dropping, std::time::Instant::now())
+        {
             tracing::warn!(
-                dropped = report.dropped,
-                jobs = jobs_dropping,
-                "missed occurrences left unfired by their jobs' misfire policies (cronhook was down, or this node is behind its jobs)"
+                dropped,
+                jobs,
+                "missed occurrences left unfired by their jobs' misfire policies since the last such warning (cronhook was down, or this node is behind its jobs)"
             );
         }
         Ok(report)
@@ -347,6 +352,47 @@ impl Scheduler {
                 None
             }
         }
+    }
+}
+
+/// The shortest time between two warnings about dropped occurrences. An overloaded node drops
+/// some in every pass, twenty passes a second; the counter has every one of them.
+const SHED_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Drops by misfire policies not yet warned about, so the log says it once per
+/// [`SHED_WARNING_INTERVAL`] instead of once per job or per pass.
+#[derive(Debug, Default)]
+struct ShedLog {
+    occurrences: usize,
+    jobs: usize,
+    last_warned: Option<std::time::Instant>,
+}
+
+impl ShedLog {
+    /// Adds one pass's drops; returns the occurrences and jobs to warn about when a warning is
+    /// due (the first drop, or the interval has passed since the last warning).
+    fn add(
+        &mut self,
+        occurrences: usize,
+        jobs: usize,
+        now: std::time::Instant,
+    ) -> Option<(usize, usize)> {
+        if occurrences == 0 {
+            return None;
+        }
+        self.occurrences += occurrences;
+        self.jobs += jobs;
+        let due = self
+            .last_warned
+            .is_none_or(|at| now.duration_since(at) >= SHED_WARNING_INTERVAL);
+        if !due {
+            return None;
+        }
+        self.last_warned = Some(now);
+        Some((
+            std::mem::take(&mut self.occurrences),
+            std::mem::take(&mut self.jobs),
+        ))
     }
 }
 
@@ -429,4 +475,35 @@ fn to_delta(duration: Duration) -> TimeDelta {
 async fn sleep_until(at: DateTime<Utc>) {
     let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
     tokio::time::sleep(wait).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_are_warned_about_at_once_then_at_most_every_interval() {
+        let start = std::time::Instant::now();
+        let mut log = ShedLog::default();
+        assert_eq!(
+            log.add(0, 0, start),
+            None,
+            "nothing dropped, nothing to say"
+        );
+        assert_eq!(
+            log.add(5, 2, start),
+            Some((5, 2)),
+            "the first drop is told at once"
+        );
+        let soon = start + Duration::from_secs(1);
+        assert_eq!(log.add(7, 3, soon), None);
+        assert_eq!(log.add(1, 1, soon + Duration::from_secs(1)), None);
+        let later = start + SHED_WARNING_INTERVAL;
+        assert_eq!(
+            log.add(2, 1, later),
+            Some((10, 5)),
+            "what gathered meanwhile"
+        );
+        assert_eq!(log.add(3, 1, later + Duration::from_millis(1)), None);
+    }
 }
