@@ -272,7 +272,6 @@ impl Scheduler {
         let writing = std::time::Instant::now();
         let outcomes = self.store.materialize(&occurrences).await?;
         metrics::histogram!(MATERIALIZE_SECONDS).record(writing.elapsed().as_secs_f64());
-        let mut jobs_dropping = 0usize;
         for (((occurrence, job), outcome), dropped) in occurrences
             .into_iter()
             .zip(planned_jobs)
@@ -282,7 +281,6 @@ impl Scheduler {
             if dropped > 0 && outcome != Materialized::Superseded {
                 tracing::debug!(job_id = %occurrence.job_id, dropped, misfire = ?job.spec.misfire, "missed occurrences left unfired by the job's misfire policy");
                 report.dropped += dropped;
-                jobs_dropping += 1;
             }
             match outcome {
                 Materialized::Created => {
@@ -317,13 +315,9 @@ impl Scheduler {
                 }
             }
         }
-        if let Some((dropped, jobs)) =
-            self.shed_log
-                .add(report.dropped, jobs_dropping, std::time::Instant::now())
-        {
+        if let Some(dropped) = self.shed_log.add(report.dropped, std::time::Instant::now()) {
             tracing::warn!(
                 dropped,
-                jobs,
                 "missed occurrences left unfired by their jobs' misfire policies since the last such warning (cronhook was down, or this node is behind its jobs)"
             );
         }
@@ -364,24 +358,17 @@ const SHED_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 #[derive(Debug, Default)]
 struct ShedLog {
     occurrences: usize,
-    jobs: usize,
     last_warned: Option<std::time::Instant>,
 }
 
 impl ShedLog {
-    /// Adds one pass's drops; returns the occurrences and jobs to warn about when a warning is
-    /// due (the first drop, or the interval has passed since the last warning).
-    fn add(
-        &mut self,
-        occurrences: usize,
-        jobs: usize,
-        now: std::time::Instant,
-    ) -> Option<(usize, usize)> {
+    /// Adds one pass's drops; returns the occurrences to warn about when a warning is due (the
+    /// first drop, or the interval has passed since the last warning).
+    fn add(&mut self, occurrences: usize, now: std::time::Instant) -> Option<usize> {
         if occurrences == 0 {
             return None;
         }
         self.occurrences += occurrences;
-        self.jobs += jobs;
         let due = self
             .last_warned
             .is_none_or(|at| now.duration_since(at) >= SHED_WARNING_INTERVAL);
@@ -389,10 +376,7 @@ impl ShedLog {
             return None;
         }
         self.last_warned = Some(now);
-        Some((
-            std::mem::take(&mut self.occurrences),
-            std::mem::take(&mut self.jobs),
-        ))
+        Some(std::mem::take(&mut self.occurrences))
     }
 }
 
@@ -485,25 +469,13 @@ mod tests {
     fn drops_are_warned_about_at_once_then_at_most_every_interval() {
         let start = std::time::Instant::now();
         let mut log = ShedLog::default();
-        assert_eq!(
-            log.add(0, 0, start),
-            None,
-            "nothing dropped, nothing to say"
-        );
-        assert_eq!(
-            log.add(5, 2, start),
-            Some((5, 2)),
-            "the first drop is told at once"
-        );
+        assert_eq!(log.add(0, start), None, "nothing dropped, nothing to say");
+        assert_eq!(log.add(5, start), Some(5), "the first drop is told at once");
         let soon = start + Duration::from_secs(1);
-        assert_eq!(log.add(7, 3, soon), None);
-        assert_eq!(log.add(1, 1, soon + Duration::from_secs(1)), None);
+        assert_eq!(log.add(7, soon), None);
+        assert_eq!(log.add(1, soon + Duration::from_secs(1)), None);
         let later = start + SHED_WARNING_INTERVAL;
-        assert_eq!(
-            log.add(2, 1, later),
-            Some((10, 5)),
-            "what gathered meanwhile"
-        );
-        assert_eq!(log.add(3, 1, later + Duration::from_millis(1)), None);
+        assert_eq!(log.add(2, later), Some(10), "what gathered meanwhile");
+        assert_eq!(log.add(3, later + Duration::from_millis(1)), None);
     }
 }
