@@ -233,6 +233,8 @@ impl Scheduler {
             });
         let mut occurrences = Vec::new();
         let mut planned_jobs = Vec::new();
+        // (index in `occurrences`, count) of the rare occurrences whose misfire policy dropped
+        // some: nothing is kept, nor allocated, for the on-time ones.
         let mut dropped = Vec::new();
         // When the earliest occurrence this pass writes was meant to be written.
         let mut meant_at: Option<DateTime<Utc>> = None;
@@ -257,8 +259,10 @@ impl Scheduler {
                 lease.as_ref(),
             ) {
                 meant_at = Some(meant_at.map_or(materialize_at, |at| at.min(materialize_at)));
+                if planned.dropped > 0 {
+                    dropped.push((occurrences.len(), planned.dropped));
+                }
                 occurrences.push(planned.occurrence);
-                dropped.push(planned.dropped);
                 planned_jobs.push(job);
             }
         }
@@ -272,16 +276,15 @@ impl Scheduler {
         let writing = std::time::Instant::now();
         let outcomes = self.store.materialize(&occurrences).await?;
         metrics::histogram!(MATERIALIZE_SECONDS).record(writing.elapsed().as_secs_f64());
-        for (((occurrence, job), outcome), dropped) in occurrences
-            .into_iter()
-            .zip(planned_jobs)
-            .zip(outcomes)
-            .zip(dropped)
-        {
-            if dropped > 0 && outcome != Materialized::Superseded {
-                tracing::debug!(job_id = %occurrence.job_id, dropped, misfire = ?job.spec.misfire, "missed occurrences left unfired by the job's misfire policy");
-                report.dropped += dropped;
+        for (index, count) in dropped {
+            // A superseded occurrence was another scheduler's (or an edit's) to handle.
+            if outcomes[index] != Materialized::Superseded {
+                tracing::debug!(job_id = %occurrences[index].job_id, dropped = count, misfire = ?planned_jobs[index].spec.misfire, "missed occurrences left unfired by the job's misfire policy");
+                report.dropped += count;
             }
+        }
+        for ((occurrence, job), outcome) in occurrences.into_iter().zip(planned_jobs).zip(outcomes)
+        {
             match outcome {
                 Materialized::Created => {
                     report.created += occurrence.executions.len();
@@ -315,7 +318,9 @@ impl Scheduler {
                 }
             }
         }
-        if let Some(dropped) = self.shed_log.add(report.dropped, std::time::Instant::now()) {
+        if report.dropped > 0
+            && let Some(dropped) = self.shed_log.add(report.dropped, std::time::Instant::now())
+        {
             tracing::warn!(
                 dropped,
                 "missed occurrences left unfired by their jobs' misfire policies since the last such warning (cronhook was down, or this node is behind its jobs)"
