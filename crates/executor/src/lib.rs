@@ -16,7 +16,11 @@ mod instants;
 pub mod signing;
 pub mod telemetry;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+/// Maps keyed by ids cronhook generates (jobs, workspaces), read per execution: the fast hasher
+/// is safe for them, and std's SipHash showed in the profile.
+use foldhash::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -339,10 +343,10 @@ impl Executor {
             http,
             meters: telemetry::Meters::register(),
             slots: Arc::new(Semaphore::new(permits)),
-            workspace_slots: Mutex::new(HashMap::new()),
+            workspace_slots: Mutex::new(HashMap::default()),
             counters,
-            workspaces: Mutex::new(HashMap::new()),
-            workspace_fetches: Mutex::new(HashMap::new()),
+            workspaces: Mutex::new(HashMap::default()),
+            workspace_fetches: Mutex::new(HashMap::default()),
             writes: writes_tx,
             gates,
         });

@@ -68,14 +68,36 @@ fn spec_from_columns(id: &str, json: &str, name: String, paused: bool) -> StoreR
     Ok(spec)
 }
 
-/// Reads the columns of `job_columns!()`.
+/// The positions of `job_columns!()`'s columns. Rows of jobs are read by position: the scheduler
+/// reads a thousand due jobs per pass, and looking each column up by name hashed its name every
+/// time. `job_column_positions_follow_the_select_list` checks them against the macro.
+mod job_column {
+    pub(super) const ID: usize = 0;
+    pub(super) const WORKSPACE_ID: usize = 1;
+    pub(super) const NAME: usize = 2;
+    pub(super) const SPEC: usize = 3;
+    pub(super) const PAUSED: usize = 4;
+    pub(super) const NEXT_RUN_AT: usize = 5;
+    pub(super) const CREATED_AT: usize = 6;
+    pub(super) const UPDATED_AT: usize = 7;
+}
+
+/// The value at `position`.
+fn at<'r, T>(row: &'r SqliteRow, position: usize) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get(position).map_err(db_err)
+}
+
+/// Reads the columns of `job_columns!()`, in its order.
 pub(crate) fn job_from_row(row: &SqliteRow) -> StoreResult<Job> {
-    let id: String = get(row, "id")?;
+    let id: String = at(row, job_column::ID)?;
     let spec = spec_from_columns(
         &id,
-        get(row, "spec")?,
-        get(row, "name")?,
-        get(row, "paused")?,
+        at(row, job_column::SPEC)?,
+        at(row, job_column::NAME)?,
+        at(row, job_column::PAUSED)?,
     )?;
     job_with_spec(row, id, Arc::new(spec))
 }
@@ -87,10 +109,10 @@ pub(crate) fn due_job_from_row(
     row: &SqliteRow,
     cache: &cronhook_store::SpecCache,
 ) -> StoreResult<(Job, Option<String>)> {
-    let id: String = get(row, "id")?;
-    let stored: &str = get(row, "spec")?;
-    let name: &str = get(row, "name")?;
-    let paused: bool = get(row, "paused")?;
+    let id: String = at(row, job_column::ID)?;
+    let stored: &str = at(row, job_column::SPEC)?;
+    let name: &str = at(row, job_column::NAME)?;
+    let paused: bool = at(row, job_column::PAUSED)?;
     if let Some(spec) = cache.get(&id, stored, name, paused) {
         return Ok((job_with_spec(row, id, spec)?, None));
     }
@@ -103,11 +125,11 @@ pub(crate) fn due_job_from_row(
 
 fn job_with_spec(row: &SqliteRow, id: String, spec: Arc<JobSpec>) -> StoreResult<Job> {
     Ok(Job {
-        workspace_id: get(row, "workspace_id")?,
+        workspace_id: at(row, job_column::WORKSPACE_ID)?,
         spec,
-        next_run_at: opt_from_ms(get(row, "next_run_at")?)?,
-        created_at: from_ms(get(row, "created_at")?)?,
-        updated_at: from_ms(get(row, "updated_at")?)?,
+        next_run_at: opt_from_ms(at(row, job_column::NEXT_RUN_AT)?)?,
+        created_at: from_ms(at(row, job_column::CREATED_AT)?)?,
+        updated_at: from_ms(at(row, job_column::UPDATED_AT)?)?,
         id,
     })
 }
@@ -244,4 +266,28 @@ struct AttemptRow<'a> {
     error_kind: Option<String>,
     response_headers: String,
     timing: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::job_column;
+
+    #[test]
+    fn job_column_positions_follow_the_select_list() {
+        let names: Vec<&str> = job_columns!().split(',').map(str::trim).collect();
+        let positions = [
+            ("id", job_column::ID),
+            ("workspace_id", job_column::WORKSPACE_ID),
+            ("name", job_column::NAME),
+            ("spec", job_column::SPEC),
+            ("paused", job_column::PAUSED),
+            ("next_run_at", job_column::NEXT_RUN_AT),
+            ("created_at", job_column::CREATED_AT),
+            ("updated_at", job_column::UPDATED_AT),
+        ];
+        assert_eq!(names.len(), positions.len(), "every column has a position");
+        for (name, position) in positions {
+            assert_eq!(names[position], name, "position {position}");
+        }
+    }
 }

@@ -244,7 +244,8 @@ impl AttemptRecord {
 pub fn record_waves(records: &[AttemptRecord]) -> Vec<std::ops::Range<usize>> {
     let mut waves = Vec::new();
     let mut start = 0;
-    let mut in_wave = std::collections::HashSet::new();
+    // Execution ids are cronhook's own, so the fast hasher is safe here.
+    let mut in_wave: foldhash::HashSet<&str> = foldhash::HashSet::default();
     for (index, record) in records.iter().enumerate() {
         if !in_wave.insert(record.execution_id.as_str()) {
             waves.push(start..index);

@@ -5,7 +5,6 @@
 //! the exact stored text it came from, and hands it out again only for the same text, name and
 //! paused flag: any edit, pause or re-seal changes one of them, so a stale spec is never served.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,7 +26,8 @@ pub struct SpecCache {
 
 #[derive(Debug, Default)]
 struct Inner {
-    entries: HashMap<String, CachedSpec>,
+    /// Keyed by job id: ids are cronhook's own, so the fast hasher is safe here.
+    entries: foldhash::HashMap<String, CachedSpec>,
     last_sweep: Option<Instant>,
 }
 
