@@ -1123,8 +1123,7 @@ fn describe_fields(fields: &[Field; 6]) -> String {
 }
 
 fn croner_describe(pattern: &str) -> Option<String> {
-    let cron = PARSED_PATTERNS.parse(pattern, Seconds::Required).ok()?;
-    Some(cron.describe().trim_end_matches('.').to_owned())
+    PARSED_PATTERNS.describe(pattern)
 }
 
 /// Every croner pattern this process parsed, shared by the schedules that use it.
@@ -1141,10 +1140,16 @@ const PARSED_PATTERNS_CAPACITY: usize = 1_000;
 /// copy. Validating, compiling and describing a job parsed its expression again each time, and
 /// each compiled schedule the scheduler keeps held its own copy; jobs mostly share a few
 /// expressions. Refusals are not kept.
+///
+/// croner's descriptions are kept the same way: describing `* * * * * *` cost ~250 k
+/// instructions, more than half of what the API spent creating a job, and every job returned
+/// by the API is described.
 struct ParsedPatterns {
     capacity: usize,
     /// By whether seconds are required (index 1) or optional (index 0), then by text.
     parsed: std::sync::Mutex<[BTreeMap<String, Arc<Cron>>; 2]>,
+    /// croner's English for patterns with seconds required, by text.
+    described: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 impl ParsedPatterns {
@@ -1152,7 +1157,25 @@ impl ParsedPatterns {
         Self {
             capacity,
             parsed: std::sync::Mutex::new([BTreeMap::new(), BTreeMap::new()]),
+            described: std::sync::Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// croner's description of `pattern` (seconds required), without its final period; `None`
+    /// when croner refuses the pattern.
+    fn describe(&self, pattern: &str) -> Option<String> {
+        if let Some(text) = lock(&self.described).get(pattern) {
+            return Some(text.clone());
+        }
+        let cron = self.parse(pattern, Seconds::Required).ok()?;
+        // Described outside the lock, as a parse is.
+        let text = cron.describe().trim_end_matches('.').to_owned();
+        let mut described = lock(&self.described);
+        if described.len() >= self.capacity {
+            described.clear();
+        }
+        described.insert(pattern.to_owned(), text.clone());
+        Some(text)
     }
 
     /// `pattern` parsed with years disallowed and `seconds` as given.
@@ -1182,15 +1205,20 @@ impl ParsedPatterns {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, [BTreeMap<String, Arc<Cron>>; 2]> {
-        self.parsed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.parsed)
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
         self.lock().iter().map(BTreeMap::len).sum()
     }
+}
+
+/// A cache's lock; a panic elsewhere leaves the cache usable (entries are inserted whole).
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn describe_time(seconds: &Field, minutes: &Field, hours: &Field) -> String {
@@ -1344,6 +1372,35 @@ mod tests {
             .parse("0 0 * * * *", Seconds::Optional)
             .expect("parses");
         assert_eq!(patterns.len(), 1, "a full cache starts over");
+    }
+
+    #[test]
+    fn a_description_is_made_once_and_a_full_cache_starts_over() {
+        let patterns = ParsedPatterns::new(2);
+        let fresh = patterns.describe("*/5 * * * * *").expect("described");
+        assert!(!fresh.ends_with('.'), "{fresh}");
+        assert_eq!(lock(&patterns.described).len(), 1);
+        // Read back from the cache: the same text, and nothing more is stored.
+        assert_eq!(patterns.describe("*/5 * * * * *"), Some(fresh));
+        assert_eq!(lock(&patterns.described).len(), 1);
+        assert_eq!(patterns.describe("61 * * * * *"), None, "a refusal");
+        assert_eq!(lock(&patterns.described).len(), 1, "is never kept");
+        patterns.describe("0 * * * * *").expect("described");
+        assert_eq!(lock(&patterns.described).len(), 2);
+        patterns.describe("0 0 * * * *").expect("described");
+        assert_eq!(
+            lock(&patterns.described).len(),
+            1,
+            "a full cache starts over"
+        );
+        // The cached text is croner's own.
+        let cron = patterns
+            .parse("0 0 * * * *", Seconds::Required)
+            .expect("parses");
+        assert_eq!(
+            patterns.describe("0 0 * * * *"),
+            Some(cron.describe().trim_end_matches('.').to_owned())
+        );
     }
 
     #[test]
