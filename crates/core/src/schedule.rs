@@ -1185,7 +1185,7 @@ impl ParsedPatterns {
         seconds: Seconds,
     ) -> Result<Arc<Cron>, croner::errors::CronError> {
         let rule = usize::from(matches!(seconds, Seconds::Required));
-        if let Some(cron) = self.lock()[rule].get(pattern) {
+        if let Some(cron) = lock(&self.parsed)[rule].get(pattern) {
             return Ok(Arc::clone(cron));
         }
         // Parsed outside the lock: another thread's hit does not wait for it.
@@ -1196,7 +1196,7 @@ impl ParsedPatterns {
                 .build()
                 .parse(pattern)?,
         );
-        let mut parsed = self.lock();
+        let mut parsed = lock(&self.parsed);
         if parsed.iter().map(BTreeMap::len).sum::<usize>() >= self.capacity {
             parsed.iter_mut().for_each(BTreeMap::clear);
         }
@@ -1204,13 +1204,9 @@ impl ParsedPatterns {
         Ok(cron)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, [BTreeMap<String, Arc<Cron>>; 2]> {
-        lock(&self.parsed)
-    }
-
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.lock().iter().map(BTreeMap::len).sum()
+        lock(&self.parsed).iter().map(BTreeMap::len).sum()
     }
 }
 

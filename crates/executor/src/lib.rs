@@ -17,10 +17,6 @@ pub mod signing;
 pub mod telemetry;
 
 use std::collections::BTreeMap;
-
-/// Maps keyed by ids cronhook generates (jobs, workspaces), read per execution: the fast hasher
-/// is safe for them, and std's SipHash showed in the profile.
-use foldhash::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,6 +29,9 @@ use cronhook_core::{
     Attempt, AttemptError, ErrorKind, ExecutionStatus, StatusRule, SuccessRule, Timing,
 };
 use cronhook_store::{AttemptRecord, ClaimedExecution, Lease, NextStep, Store, Workspace};
+// Maps keyed by ids cronhook generates (jobs, workspaces) and read per execution: the fast
+// hasher is safe for them, and std's SipHash showed in the profile.
+use foldhash::HashMap;
 use regex::Regex;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use signing::{SigningError, SigningKey};
