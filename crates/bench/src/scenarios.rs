@@ -18,6 +18,7 @@ use crate::histogram::{Histogram, counter};
 use crate::process::{
     self, Api, Database, FreshDatabase, Sampler, Server, clock_ticks, cronhook_binary, read_proc,
 };
+use crate::seed::Stored;
 use crate::sink::Sink;
 
 const MIB: f64 = 1024.0;
@@ -40,6 +41,14 @@ pub struct FireArgs {
     /// Jobs registered that do not fire during the run (`0 0 1 1 *`).
     #[arg(long, default_value_t = 0)]
     idle_jobs: u64,
+    /// Finished executions already in the history, of one idle job (seeded in bulk), as a
+    /// deployment that has run for a while holds.
+    #[arg(long, default_value_t = 0)]
+    history_executions: u64,
+    /// Executions waiting to retry a day from now (seeded in bulk), left by a node that is gone:
+    /// the backlog of a target that was down for a while.
+    #[arg(long, default_value_t = 0)]
+    waiting_retries: u64,
     /// Seconds measured, after a warm-up second.
     #[arg(long, default_value_t = 10)]
     duration: u64,
@@ -307,6 +316,16 @@ async fn run_fire(
         .await
         .context("seeding idle jobs")?;
     let seed_seconds = seed_started.elapsed().as_secs_f64();
+    let stored_started = Instant::now();
+    for (kind, count) in [
+        (Stored::History, args.history_executions),
+        (Stored::WaitingRetries, args.waiting_retries),
+    ] {
+        crate::seed::seed_executions(api, &instance.database, kind, count)
+            .await
+            .with_context(|| format!("seeding {kind:?} executions"))?;
+    }
+    let stored_seconds = stored_started.elapsed().as_secs_f64();
 
     let ids: Vec<anyhow::Result<String>> = futures::stream::iter(0..args.jobs)
         .map(|index| {
@@ -446,6 +465,9 @@ async fn run_fire(
     report.add("jobs", args.jobs);
     report.add("idle_jobs", args.idle_jobs);
     report.add("idle_seed_s", round(seed_seconds));
+    report.add("history_executions", args.history_executions);
+    report.add("waiting_retries", args.waiting_retries);
+    report.add("executions_seed_s", round(stored_seconds));
     report.add("duration_s", duration);
     report.add("expected", expected);
     report.add("delivered", delivered);

@@ -129,3 +129,206 @@ async fn copy_postgres(url: &str, template: &str, ids: &[String]) -> anyhow::Res
         .await?;
     Ok(u64::try_from(stored).unwrap_or(0))
 }
+
+/// Executions written per statement when seeding executions.
+const EXECUTIONS_CHUNK: u64 = 200_000;
+
+/// Executions a long-running deployment holds besides those of its firing jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Finished executions, one per millisecond within the last `count` milliseconds (inside
+    /// any retention period, so the pruner leaves them): the history that periodic queries of
+    /// `executions` must not read through.
+    History,
+    /// Executions waiting to retry a day from now, one per millisecond, still held by a node
+    /// that left: a target that was down for a while, whose backlog periodic queries must not
+    /// read through either.
+    WaitingRetries,
+}
+
+impl Stored {
+    fn name(self) -> &'static str {
+        match self {
+            Stored::History => "history",
+            Stored::WaitingRetries => "waiting-retries",
+        }
+    }
+
+    /// Added to the row number in ids, so that both kinds can be seeded in one database.
+    fn id_offset(self) -> i64 {
+        match self {
+            Stored::History => 0,
+            Stored::WaitingRetries => 1 << 48,
+        }
+    }
+
+    /// The node holding the executions: the one the waiting retries were left by.
+    fn held_by(self) -> Option<&'static str> {
+        match self {
+            Stored::History => None,
+            Stored::WaitingRetries => Some("departed-node"),
+        }
+    }
+}
+
+/// Seeds `count` executions of `kind`, all of one idle job of their own, in bulk SQL, with ids
+/// in the product's format (older than any new one), and counts them.
+pub async fn seed_executions(
+    api: &Api,
+    database: &FreshDatabase,
+    kind: Stored,
+    count: u64,
+) -> anyhow::Result<()> {
+    if count == 0 {
+        return Ok(());
+    }
+    let job = api
+        .create_job(&json!({
+            "name": kind.name(),
+            "schedule": {"cron": "0 0 1 1 *"},
+            "request": {"url": "http://127.0.0.1:9/stored"},
+        }))
+        .await
+        .context("creating the job the executions belong to")?;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let stored = if database.url.starts_with("sqlite:") {
+        executions_sqlite(&database.url, &job, kind, count, now_ms).await?
+    } else {
+        executions_postgres(&database.url, &job, kind, count, now_ms).await?
+    };
+    if stored < count {
+        anyhow::bail!(
+            "seeded {count} {} executions but the database holds {stored}",
+            kind.name()
+        );
+    }
+    Ok(())
+}
+
+/// The first and last index of each statement.
+fn execution_chunks(count: u64) -> impl Iterator<Item = (i64, i64)> {
+    (0..count)
+        .step_by(EXECUTIONS_CHUNK as usize)
+        .map(move |first| {
+            let last = (first + EXECUTIONS_CHUNK).min(count) - 1;
+            (first as i64, last as i64)
+        })
+}
+
+/// Row `i`'s columns from `scheduled_for` on, from `?1` (now, in milliseconds), `i` and `?4`
+/// (the holding node): SQLite's select list.
+fn sqlite_select(kind: Stored) -> &'static str {
+    match kind {
+        // Scheduled, started, finished 5 ms later; `i` milliseconds ago.
+        Stored::History => {
+            "?1 - 1 - n.i - 5, 'schedule', 'succeeded', ?1 - 1 - n.i - 5, 1, ?4, null,
+             ?1 - 1 - n.i - 5, ?1 - 1 - n.i, 5"
+        }
+        // Failed once a minute ago; retries a day and `i` milliseconds from now.
+        Stored::WaitingRetries => {
+            "?1 - 60000 - n.i, 'schedule', 'retrying', ?1 + 86400000 + n.i, 1, ?4,
+             ?1 + 86400000 + n.i + 30000, ?1 - 60000 - n.i, null, null"
+        }
+    }
+}
+
+async fn executions_sqlite(
+    url: &str,
+    job: &str,
+    kind: Stored,
+    count: u64,
+    now_ms: i64,
+) -> anyhow::Result<u64> {
+    let mut connection = sqlx::SqliteConnection::connect(url)
+        .await
+        .context("opening the SQLite file to seed")?;
+    let statement = format!(
+        "insert into executions
+             (id, workspace_id, job_id, scheduled_for, trigger, status, run_at, attempt_count,
+              locked_by, lease_until, started_at, finished_at, duration_ms)
+         with recursive n(i) as (select ?2 union all select i + 1 from n where i < ?3)
+         select 'exe_' || printf('%032x', n.i + {}), j.workspace_id, j.id, {}
+         from n, jobs j where j.id = ?5",
+        kind.id_offset(),
+        sqlite_select(kind)
+    );
+    for (first, last) in execution_chunks(count) {
+        let mut tx = connection.begin().await?;
+        sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+            .bind(now_ms)
+            .bind(first)
+            .bind(last)
+            .bind(kind.held_by())
+            .bind(job)
+            .execute(&mut *tx)
+            .await
+            .context("seeding executions")?;
+        tx.commit().await?;
+    }
+    let stored: i64 = sqlx::query_scalar("select count(*) from executions where job_id = ?")
+        .bind(job)
+        .fetch_one(&mut connection)
+        .await?;
+    Ok(u64::try_from(stored).unwrap_or(0))
+}
+
+/// PostgreSQL's select list, as [`sqlite_select`]'s (`at(offset)` is now plus `offset`
+/// milliseconds).
+fn postgres_select(kind: Stored) -> &'static str {
+    match kind {
+        Stored::History => {
+            "at(-1 - n.i - 5), 'schedule', 'succeeded', at(-1 - n.i - 5), 1, $4, null,
+             at(-1 - n.i - 5), at(-1 - n.i), 5"
+        }
+        Stored::WaitingRetries => {
+            "at(-60000 - n.i), 'schedule', 'retrying', at(86400000 + n.i), 1, $4,
+             at(86400000 + n.i + 30000), at(-60000 - n.i), null, null"
+        }
+    }
+}
+
+async fn executions_postgres(
+    url: &str,
+    job: &str,
+    kind: Stored,
+    count: u64,
+    now_ms: i64,
+) -> anyhow::Result<u64> {
+    let mut connection = sqlx::PgConnection::connect(url)
+        .await
+        .context("connecting to PostgreSQL to seed")?;
+    // `at(offset)`: now plus `offset` milliseconds, as a timestamptz; a function of the
+    // session only, so nothing of the schema changes.
+    sqlx::query(
+        "create function pg_temp.at(offset_ms bigint) returns timestamptz
+         language sql immutable as $$ select to_timestamp(0) + offset_ms * interval '1 millisecond' $$",
+    )
+    .execute(&mut connection)
+    .await
+    .context("defining the seeding function")?;
+    let statement = format!(
+        "insert into executions
+             (id, workspace_id, job_id, scheduled_for, trigger, status, run_at, attempt_count,
+              locked_by, lease_until, started_at, finished_at, duration_ms)
+         select 'exe_' || lpad(to_hex(n.i + {}), 32, '0'), j.workspace_id, j.id, {}
+         from generate_series($2::bigint, $3::bigint) n(i) join jobs j on j.id = $5",
+        kind.id_offset(),
+        postgres_select(kind).replace("at(", "pg_temp.at($1 + ")
+    );
+    for (first, last) in execution_chunks(count) {
+        sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+            .bind(now_ms)
+            .bind(first)
+            .bind(last)
+            .bind(kind.held_by())
+            .bind(job)
+            .execute(&mut connection)
+            .await
+            .context("seeding executions")?;
+    }
+    let stored: i64 = sqlx::query_scalar("select count(*) from executions where job_id = $1")
+        .bind(job)
+        .fetch_one(&mut connection)
+        .await?;
+    Ok(u64::try_from(stored).unwrap_or(0))
+}

@@ -87,6 +87,10 @@ fn fire_runs() {
         // More than go through the API, so the bulk copy runs too.
         "--idle-jobs",
         "50",
+        "--history-executions",
+        "250",
+        "--waiting-retries",
+        "40",
         "--duration",
         "2",
         "--ceiling-seconds",
@@ -122,6 +126,9 @@ fn fire_runs() {
         ],
     );
     assert_nothing_left_early(&result);
+    // The seeding counts what it stored and fails the run when any is missing.
+    assert_eq!(result["history_executions"], 250, "{result}");
+    assert_eq!(result["waiting_retries"], 40, "{result}");
     // One line per measured burst, each with its jobs' lags, in arrival order.
     let text = std::fs::read_to_string(&lags).expect("the lags file is written");
     let _ = std::fs::remove_file(&lags);
@@ -156,6 +163,10 @@ fn fire_runs_on_two_postgres_nodes() {
         "3",
         "--idle-jobs",
         "30",
+        "--history-executions",
+        "120",
+        "--waiting-retries",
+        "30",
         "--duration",
         "2",
         "--ceiling-seconds",
@@ -176,6 +187,8 @@ fn fire_runs_on_two_postgres_nodes() {
     assert_nothing_left_early(&result);
     assert_eq!(result["nodes"], 2, "{result}");
     assert_eq!(result["database"], "postgres", "{result}");
+    assert_eq!(result["history_executions"], 120, "{result}");
+    assert_eq!(result["waiting_retries"], 30, "{result}");
 }
 
 #[test]
