@@ -53,6 +53,14 @@ mod nodes;
 mod rows;
 mod sessions;
 
+// The integration tests' support module (a database per test), reused by the unit tests; it
+// names this crate.
+#[cfg(test)]
+extern crate self as cronhook_store_postgres;
+#[cfg(test)]
+#[path = "../tests/support/mod.rs"]
+mod test_support;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::str::FromStr;
@@ -600,11 +608,16 @@ const CLAIM_DUE_JOBS: &str = concat!(
 /// until `$4`. `skip locked` makes concurrent claimers pass over each other's rows instead of
 /// waiting for them; a row another claimer took and committed meanwhile is re-checked against
 /// the where clause and dropped. The candidates' old status says whether an attempt was cut.
+/// `run_at <= $1` makes the claim a range of `executions_claimable (run_at)` that ends at now:
+/// without it, each claim (every second on every node) walked every retry still backing off.
+/// A running execution always has `run_at <= lease_until` (it was due, or prepared less than a
+/// lease ahead), so one whose lease ran out is due; the one exception, an execution prepared
+/// ahead and released at shutdown, is claimed at its instant rather than before it.
 const CLAIM: &str = "with candidates as (
         select e.id, e.status, j.name as job_name, j.spec as job_spec, j.paused as job_paused
         from executions e join jobs j on j.id = e.job_id
-        where e.status in ('queued', 'running', 'retrying')
-          and ((e.status in ('queued', 'retrying') and e.run_at <= $1
+        where e.status in ('queued', 'running', 'retrying') and e.run_at <= $1
+          and ((e.status in ('queued', 'retrying')
                 and (e.locked_by is null or e.lease_until < $1))
                or (e.status = 'running' and e.lease_until < $1))
         order by e.run_at
@@ -1403,5 +1416,46 @@ impl Store for PostgresStore {
             execution.attempts = attempts.remove(&execution.id).unwrap_or_default();
         }
         Ok(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Plans that must stay bounded however much the tables hold, on a fresh database from the
+    //! integration tests' support (`tests/support`).
+
+    use sqlx::{Executor, Row};
+
+    use super::*;
+    use crate::test_support as support;
+
+    /// Claims run every second on every node: they read the claimable executions up to now,
+    /// not every retry still backing off. Sequential scans are ruled out so that an empty table
+    /// still shows whether the index bounds the claim.
+    #[tokio::test]
+    async fn claims_read_the_claimable_index_only_up_to_now() {
+        let database = support::TestDatabase::create().await;
+        database.store().await;
+        let mut connection = database.connection().await;
+        connection
+            .execute("set enable_seqscan = off")
+            .await
+            .expect("set enable_seqscan");
+        let now = Utc::now();
+        let explain = format!("explain {CLAIM}");
+        let plan = sqlx::query(sqlx::AssertSqlSafe(explain.as_str()))
+            .bind(now)
+            .bind(10_i64)
+            .bind("node")
+            .bind(now)
+            .fetch_all(&mut connection)
+            .await
+            .expect("explain")
+            .iter()
+            .map(|row| row.get::<String, _>(0))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(plan.contains("executions_claimable"), "{plan}");
+        assert!(plan.contains("Index Cond: (run_at <= "), "{plan}");
     }
 }

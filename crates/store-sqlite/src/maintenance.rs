@@ -42,6 +42,25 @@ pub(crate) const PRUNE_BEYOND_KEEP_LAST: &str = concat!(
          limit ?1)"
 );
 
+/// Ends a node's leases of running executions just before `?1` (`?2` the node). Both release
+/// statements start with the where clause of the partial indexes of unfinished executions, word
+/// for word, so that they read only those and not the whole history: SQLite sees that a status
+/// equals one of the clause's values, but not that a list of them implies it.
+pub(crate) const RELEASE_RUNNING: &str = concat!(
+    "update executions set lease_until = ?1
+     where ",
+    unfinished!("status"),
+    " and status = 'running' and locked_by = ?2"
+);
+
+/// Gives back a node's (`?1`) queued and retrying executions, for any node to claim.
+pub(crate) const RELEASE_WAITING: &str = concat!(
+    "update executions set locked_by = null, lease_until = null
+     where ",
+    unfinished!("status"),
+    " and status in ('queued', 'retrying') and locked_by = ?1"
+);
+
 #[async_trait]
 impl MaintenanceStore for SqliteStore {
     async fn prune_executions(
@@ -79,25 +98,19 @@ impl MaintenanceStore for SqliteStore {
         let mut tx = self.write().await?;
         // A running execution's lease ends just before now (claims take leases that ended
         // before their instant), so the next claim treats its attempt as cut.
-        let running = sqlx::query(
-            "update executions set lease_until = ?1
-             where locked_by = ?2 and status = 'running'",
-        )
-        .bind(ms(now) - 1)
-        .bind(node_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        let waiting = sqlx::query(
-            "update executions set locked_by = null, lease_until = null
-             where locked_by = ?1 and status in ('queued', 'retrying')",
-        )
-        .bind(node_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
+        let running = sqlx::query(RELEASE_RUNNING)
+            .bind(ms(now) - 1)
+            .bind(node_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        let waiting = sqlx::query(RELEASE_WAITING)
+            .bind(node_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
         commit(tx).await?;
         Ok(running + waiting)
     }

@@ -39,6 +39,7 @@ conformance_tests!(
     replace_cancels_unfinished,
     retention_prunes_by_age_status_and_keep_last,
     released_leases_are_taken_over_at_once,
+    released_prepared_executions_wait_for_their_instant,
     nodes_report_themselves,
     the_database_clock_is_read_and_followed,
     insert_execution_refuses_duplicates,

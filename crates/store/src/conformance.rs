@@ -1309,6 +1309,36 @@ pub async fn released_leases_are_taken_over_at_once(store: &dyn Store) {
     delete_jobs(store, &workspace, &[&job]).await;
 }
 
+/// An execution prepared ahead of its instant and released at shutdown is taken over at its
+/// instant, not before it: claims read executions due by now, whatever their lease.
+pub async fn released_prepared_executions_wait_for_their_instant(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let t = distant_past(1997);
+    let leaving = node("leaving");
+    let staying = node("staying");
+    let job = insert_job(store, &workspace, "prepared", None).await;
+    let prepared = insert_execution(
+        store,
+        &job,
+        t + secs(10),
+        Some(lease(&leaving, t + secs(3600))),
+    )
+    .await;
+    assert_eq!(
+        store
+            .release_leases(&leaving, t + secs(5))
+            .await
+            .expect("release"),
+        1
+    );
+    let early = claim_own(store, &workspace, &staying, t + secs(60), t + secs(9), 10).await;
+    assert!(early.is_empty(), "claimed before its instant: {early:?}");
+    let due = claim_own(store, &workspace, &staying, t + secs(60), t + secs(10), 10).await;
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0].id, prepared.id);
+    delete_jobs(store, &workspace, &[&job]).await;
+}
+
 /// Nodes report themselves; the list shows those heard from since a given instant, the most
 /// recently heard first, and forgets nodes silent for a day.
 pub async fn nodes_report_themselves(store: &dyn Store) {
