@@ -297,8 +297,9 @@ async fn executions_postgres(
     let mut connection = sqlx::PgConnection::connect(url)
         .await
         .context("connecting to PostgreSQL to seed")?;
-    // `at(offset)`: now plus `offset` milliseconds, as a timestamptz; a function of the
-    // session only, so nothing of the schema changes.
+    // `pg_temp.at(ms)`: the instant `ms` milliseconds after the epoch. The select lists'
+    // `at(offset)` become `pg_temp.at($1 + offset)`, now plus `offset`. A function of this
+    // session only, so the schema does not change.
     sqlx::query(
         "create function pg_temp.at(offset_ms bigint) returns timestamptz
          language sql immutable as $$ select to_timestamp(0) + offset_ms * interval '1 millisecond' $$",
