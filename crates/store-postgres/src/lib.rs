@@ -106,6 +106,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Seals secret header values before specs are written and opens them after reads.
     sealer: std::sync::Arc<cronhook_store::Sealer>,
+    /// Where pruning by `keep_last` resumes.
+    keep_last_cursor: std::sync::Arc<cronhook_store::KeepLastCursor>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -143,6 +145,7 @@ impl PostgresStore {
             Ok(pool) => Ok(PostgresStore {
                 pool,
                 sealer: std::sync::Arc::default(),
+                keep_last_cursor: std::sync::Arc::default(),
             }),
             // The pool kept retrying and says only that it timed out; one more attempt names the
             // reason (connection refused, unknown host...) for whoever reads the error.

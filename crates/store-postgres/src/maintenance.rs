@@ -18,7 +18,9 @@ impl MaintenanceStore for PostgresStore {
         let succeeded_before = ms(now - policy.succeeded_for);
         let failed_before = ms(now - policy.failed_for);
         let batch = i64::from(batch);
-        retrying(move || async move {
+        let from_job = self.keep_last_cursor.start();
+        let from_job = from_job.as_str();
+        let (by_age, room, deleted_jobs) = retrying(move || async move {
             // By age first: it reads the `executions_finished` index in order. `skip locked`
             // leaves rows another pruner holds to that pruner.
             let by_age = sqlx::query(
@@ -39,29 +41,41 @@ impl MaintenanceStore for PostgresStore {
             .rows_affected();
             let room = batch.saturating_sub(i64::try_from(by_age).unwrap_or(i64::MAX));
             if room <= 0 {
-                return Ok(by_age);
+                return Ok((by_age, 0, Vec::new()));
             }
-            // The spec is json text; `::json` (not jsonb) accepts every string a spec may hold.
-            let by_count = sqlx::query(
+            // Beyond `keep_last`, as the SQLite store's `PRUNE_BEYOND_KEEP_LAST`: the jobs from
+            // the cursor on, each ranked from its oldest so that the occurrence key is read in
+            // its own order and the ranking stops at the limit. The spec is json text; `::json`
+            // (not jsonb) accepts every string a spec may hold.
+            let deleted_jobs: Vec<String> = sqlx::query_scalar(
                 "delete from executions where id in (
                      select id from (
                          select e.id,
-                                row_number() over (partition by e.job_id order by e.scheduled_for desc) as newest,
+                                count(*) over (partition by e.job_id)
+                                    - row_number() over (partition by e.job_id order by e.scheduled_for)
+                                    + 1 as newest,
                                 (j.spec::json ->> 'keep_last')::bigint as keep_last
                          from executions e join jobs j on j.id = e.job_id
                          where e.status in ('succeeded', 'failed', 'skipped', 'cancelled')
+                           and e.job_id >= $2
                            and j.spec::json ->> 'keep_last' is not null) ranked
                      where newest > keep_last
-                     limit $1)",
+                     limit $1)
+                 returning job_id",
             )
             .bind(room)
-            .execute(&self.pool)
+            .bind(from_job)
+            .fetch_all(&self.pool)
             .await
-            .map_err(db_err)?
-            .rows_affected();
-            Ok(by_age + by_count)
+            .map_err(db_err)?;
+            Ok((by_age, room, deleted_jobs))
         })
-        .await
+        .await?;
+        if room > 0 {
+            self.keep_last_cursor
+                .advance(u64::try_from(room).unwrap_or(0), &deleted_jobs);
+        }
+        Ok(by_age + deleted_jobs.len() as u64)
     }
 
     async fn release_leases(&self, node_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {

@@ -173,6 +173,8 @@ pub struct SqliteStore {
     due_specs: std::sync::Arc<cronhook_store::SpecCache>,
     /// The background checkpointer's connection; the checkpointer stops with the last clone.
     checkpointer: std::sync::Arc<Checkpointer>,
+    /// Where pruning by `keep_last` resumes.
+    keep_last_cursor: std::sync::Arc<cronhook_store::KeepLastCursor>,
 }
 
 /// How long from `now` until the next checkpoint: the next instant [`CHECKPOINT_PHASE`] past a
@@ -312,6 +314,7 @@ impl SqliteStore {
             filename,
             sealer: std::sync::Arc::default(),
             due_specs: std::sync::Arc::default(),
+            keep_last_cursor: std::sync::Arc::default(),
             checkpointer: std::sync::Arc::new(Checkpointer {
                 pool: checkpoint_pool,
                 _stop: stop,
@@ -1717,10 +1720,10 @@ mod tests {
     #[tokio::test]
     async fn pruning_by_keep_last_reads_the_occurrence_key_in_order() {
         let (store, _dir) = fresh().await;
-        let plan = plan(&store, maintenance::PRUNE_BEYOND_KEEP_LAST, 1).await;
+        let plan = plan(&store, maintenance::PRUNE_BEYOND_KEEP_LAST, 2).await;
         assert!(
-            plan.contains("SCAN e USING INDEX sqlite_autoindex_executions_2"),
-            "{plan}"
+            plan.contains("SEARCH e USING INDEX sqlite_autoindex_executions_2 (job_id>?)"),
+            "from the cursor on: {plan}"
         );
         assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
     }

@@ -22,9 +22,12 @@ pub(crate) const PRUNE_BY_AGE: &str = concat!(
 );
 
 /// Finished executions beyond their job's `keep_last`, newest scheduled instant kept (`?1` the
-/// limit). A job's rank from its newest is counted from its oldest (the partition's size less
-/// the rank from the oldest, plus one), so the occurrence key `(job_id, scheduled_for)` is read
-/// in its own order: ranked from the newest, SQLite sorted each job's executions again.
+/// limit), of the jobs from `?2` on in id order; returns each one's job. A job's rank from its
+/// newest is counted from its oldest (the partition's size less the rank from the oldest, plus
+/// one), so the occurrence key `(job_id, scheduled_for)` is read in its own order from `?2`:
+/// ranked from the newest, SQLite sorted each job's executions again. It stops at the limit, so
+/// a batch reads the jobs from the cursor ([`cronhook_store::KeepLastCursor`]) to the last one
+/// it deletes from.
 pub(crate) const PRUNE_BEYOND_KEEP_LAST: &str = concat!(
     "delete from executions where id in (
          select id from (
@@ -37,9 +40,11 @@ pub(crate) const PRUNE_BEYOND_KEEP_LAST: &str = concat!(
              where ",
     finished!("e.status"),
     "
+               and e.job_id >= ?2
                and json_extract(j.spec, '$.keep_last') is not null)
          where newest > keep_last
-         limit ?1)"
+         limit ?1)
+     returning job_id"
 );
 
 /// Ends a node's leases of running executions just before `?1` (`?2` the node). Both release
@@ -81,16 +86,20 @@ impl MaintenanceStore for SqliteStore {
             .rows_affected();
         let room = i64::from(batch).saturating_sub(i64::try_from(by_age).unwrap_or(i64::MAX));
         let by_count = if room > 0 {
-            sqlx::query(PRUNE_BEYOND_KEEP_LAST)
+            let deleted_jobs: Vec<String> = sqlx::query_scalar(PRUNE_BEYOND_KEEP_LAST)
                 .bind(room)
-                .execute(&mut *tx)
+                .bind(self.keep_last_cursor.start())
+                .fetch_all(&mut *tx)
                 .await
-                .map_err(db_err)?
-                .rows_affected()
+                .map_err(db_err)?;
+            commit(tx).await?;
+            self.keep_last_cursor
+                .advance(u64::try_from(room).unwrap_or(0), &deleted_jobs);
+            deleted_jobs.len() as u64
         } else {
+            commit(tx).await?;
             0
         };
-        commit(tx).await?;
         Ok(by_age + by_count)
     }
 

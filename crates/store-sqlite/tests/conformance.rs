@@ -38,6 +38,7 @@ conformance_tests!(
     forbid_records_skipped,
     replace_cancels_unfinished,
     retention_prunes_by_age_status_and_keep_last,
+    keep_last_pruning_reaches_every_job_in_small_batches,
     released_leases_are_taken_over_at_once,
     released_prepared_executions_wait_for_their_instant,
     nodes_report_themselves,

@@ -32,7 +32,9 @@ pub async fn run_all(store: &dyn Store) {
     forbid_records_skipped(store).await;
     replace_cancels_unfinished(store).await;
     retention_prunes_by_age_status_and_keep_last(store).await;
+    keep_last_pruning_reaches_every_job_in_small_batches(store).await;
     released_leases_are_taken_over_at_once(store).await;
+    released_prepared_executions_wait_for_their_instant(store).await;
     nodes_report_themselves(store).await;
     the_database_clock_is_read_and_followed(store).await;
     insert_execution_refuses_duplicates(store).await;
@@ -1128,6 +1130,36 @@ pub async fn replace_cancels_unfinished(store: &dyn Store) {
         .expect("delete");
 }
 
+/// An execution of `job` scheduled at `at`, run by `runner` and finished with `status`; its id.
+async fn finished_execution(
+    store: &dyn Store,
+    job: Job,
+    runner: String,
+    at: DateTime<Utc>,
+    status: ExecutionStatus,
+) -> String {
+    let execution = insert_execution(store, &job, at, Some(lease(&runner, at + secs(60)))).await;
+    let code = if status == ExecutionStatus::Succeeded {
+        200
+    } else {
+        500
+    };
+    assert_eq!(
+        record(
+            store,
+            &[finish(
+                &execution.id,
+                &runner,
+                answered(1, at, code),
+                status
+            )]
+        )
+        .await,
+        [true]
+    );
+    execution.id
+}
+
 /// Pruning deletes finished executions by age (failures kept longer) and beyond a job's
 /// `keep_last`, never unfinished ones, in batches.
 pub async fn retention_prunes_by_age_status_and_keep_last(store: &dyn Store) {
@@ -1144,31 +1176,7 @@ pub async fn retention_prunes_by_age_status_and_keep_last(store: &dyn Store) {
         .expect("insert a capped job");
 
     let finished = |job: &Job, at: DateTime<Utc>, status: ExecutionStatus| {
-        let job = job.clone();
-        let runner = runner.clone();
-        async move {
-            let execution =
-                insert_execution(store, &job, at, Some(lease(&runner, at + secs(60)))).await;
-            let code = if status == ExecutionStatus::Succeeded {
-                200
-            } else {
-                500
-            };
-            assert_eq!(
-                record(
-                    store,
-                    &[finish(
-                        &execution.id,
-                        &runner,
-                        answered(1, at, code),
-                        status
-                    )]
-                )
-                .await,
-                [true]
-            );
-            execution.id
-        }
+        finished_execution(store, job.clone(), runner.clone(), at, status)
     };
     let old_success = finished(&plain, now - Duration::days(20), ExecutionStatus::Succeeded).await;
     let old_failure = finished(
@@ -1251,6 +1259,113 @@ pub async fn retention_prunes_by_age_status_and_keep_last(store: &dyn Store) {
         "keep_last keeps the newest"
     );
     delete_jobs(store, &workspace, &[&plain, &capped_job]).await;
+}
+
+/// Pruning by `keep_last` reaches every job however small its batches: a pass resumes where
+/// the last batch stopped, and once a batch comes back short the next pass starts again from
+/// the first job.
+pub async fn keep_last_pruning_reaches_every_job_in_small_batches(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let now = distant_past(1998) + Duration::days(1);
+    let runner = node("pruner");
+    // Nothing is old enough to go by age.
+    let policy = crate::RetentionPolicy {
+        succeeded_for: Duration::days(3650),
+        failed_for: Duration::days(3650),
+    };
+    let mut jobs = Vec::new();
+    let mut kept = Vec::new();
+    let mut pruned = Vec::new();
+    for index in 0..5 {
+        let mut job = new_job(&workspace, &format!("capped-{index}"), None);
+        std::sync::Arc::make_mut(&mut job.spec).keep_last = Some(2);
+        store.insert_job(&job).await.expect("insert a capped job");
+        for minute in 0..5 {
+            let at = now - Duration::minutes(10 - minute);
+            let id = finished_execution(
+                store,
+                job.clone(),
+                runner.clone(),
+                at,
+                ExecutionStatus::Succeeded,
+            )
+            .await;
+            if minute < 3 {
+                pruned.push(id);
+            } else {
+                kept.push((job.id.clone(), id));
+            }
+        }
+        jobs.push(job);
+    }
+    let prune_pass = || async {
+        let mut total = 0;
+        for _ in 0..100 {
+            let deleted = store
+                .prune_executions(&policy, now, 2)
+                .await
+                .expect("prune");
+            total += deleted;
+            if deleted < 2 {
+                return total;
+            }
+        }
+        panic!("pruning in batches of 2 never came back short");
+    };
+    assert_eq!(
+        prune_pass().await,
+        15,
+        "three over keep_last in each of five jobs"
+    );
+    let exists = |id: String| {
+        let workspace_id = workspace.id.clone();
+        async move {
+            store
+                .execution(&workspace_id, &id)
+                .await
+                .expect("read")
+                .is_some()
+        }
+    };
+    for id in &pruned {
+        assert!(!exists(id.clone()).await, "beyond keep_last: {id}");
+    }
+    for (_, id) in &kept {
+        assert!(exists(id.clone()).await, "the newest two are kept: {id}");
+    }
+
+    // The first job in id order runs twice more: the next pass starts from it again.
+    let first = jobs
+        .iter()
+        .min_by(|a, b| a.id.cmp(&b.id))
+        .expect("five jobs")
+        .clone();
+    let mut newer = Vec::new();
+    for minute in 5..7 {
+        newer.push(
+            finished_execution(
+                store,
+                first.clone(),
+                runner.clone(),
+                now - Duration::minutes(10 - minute),
+                ExecutionStatus::Succeeded,
+            )
+            .await,
+        );
+    }
+    assert_eq!(prune_pass().await, 2, "the first job's two older ones");
+    for id in &newer {
+        assert!(exists(id.clone()).await, "{id}");
+    }
+    for (job_id, id) in &kept {
+        assert_eq!(
+            exists(id.clone()).await,
+            *job_id != first.id,
+            "only the first job's two older ones go: {id}"
+        );
+    }
+    let jobs: Vec<&Job> = jobs.iter().collect();
+    delete_jobs(store, &workspace, &jobs).await;
 }
 
 /// Released leases are claimable at once: a running execution as interrupted, a retrying one at

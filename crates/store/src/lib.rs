@@ -34,7 +34,7 @@ pub mod nodes;
 pub mod spec_cache;
 
 pub use clock::DatabaseClock;
-pub use maintenance::{MaintenanceStore, PoolUsage, RetentionPolicy};
+pub use maintenance::{KeepLastCursor, MaintenanceStore, PoolUsage, RetentionPolicy};
 pub use nodes::{NodeInfo, NodeStore};
 pub use spec_cache::SpecCache;
 

@@ -16,6 +16,40 @@ pub struct RetentionPolicy {
     pub failed_for: TimeDelta,
 }
 
+/// Where a store's pass over the jobs with a `keep_last` resumes, from one pruning batch to the
+/// next. A batch reads jobs in id order from the cursor on and stops when it has deleted enough,
+/// so the next batch starts at the last job it deleted from (which may have more) instead of at
+/// the first job: started from the first job each time, a pass read every earlier job again per
+/// batch, and its cost grew with the square of the number of jobs.
+#[derive(Debug, Default)]
+pub struct KeepLastCursor(std::sync::Mutex<Option<String>>);
+
+impl KeepLastCursor {
+    /// The least job id the next batch reads: the empty string (below every id) at the start
+    /// of a pass.
+    pub fn start(&self) -> String {
+        self.lock().clone().unwrap_or_default()
+    }
+
+    /// Moves the cursor after a batch that had room for `room` executions and deleted those of
+    /// `deleted_jobs` (one job id per execution). A batch that deleted fewer than it had room
+    /// for read every job to the end: the next pass starts from the first job again.
+    pub fn advance(&self, room: u64, deleted_jobs: &[String]) {
+        let mut cursor = self.lock();
+        *cursor = if (deleted_jobs.len() as u64) < room {
+            None
+        } else {
+            deleted_jobs.iter().max().cloned()
+        };
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// How busy one of the store's connection pools is, for the pool gauges of `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolUsage {
@@ -37,7 +71,9 @@ pub trait MaintenanceStore: Send + Sync {
     /// `now - succeeded_for`, failed ones before `now - failed_for`, and any finished execution
     /// beyond the `keep_last` newest of its job. Unfinished executions are never deleted. Returns
     /// how many were deleted; callers repeat until fewer than `batch` come back, so each
-    /// transaction stays short and never holds up the scheduler for long.
+    /// transaction stays short and never holds up the scheduler for long. Pruning by `keep_last`
+    /// resumes at the job the previous batch stopped at ([`KeepLastCursor`]), and a batch that
+    /// comes back short ends the pass.
     async fn prune_executions(
         &self,
         policy: &RetentionPolicy,
@@ -52,4 +88,42 @@ pub trait MaintenanceStore: Send + Sync {
 
     /// The usage of each connection pool, now.
     fn pool_usage(&self) -> Vec<PoolUsage>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|id| (*id).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_full_batch_resumes_at_the_last_job_it_deleted_from() {
+        let cursor = KeepLastCursor::default();
+        assert_eq!(cursor.start(), "", "a pass starts below every id");
+        cursor.advance(3, &ids(&["job_b", "job_c", "job_a"]));
+        assert_eq!(
+            cursor.start(),
+            "job_c",
+            "the greatest: the job that may have more"
+        );
+        cursor.advance(2, &ids(&["job_c", "job_d"]));
+        assert_eq!(cursor.start(), "job_d");
+    }
+
+    #[test]
+    fn a_short_batch_ends_the_pass() {
+        let cursor = KeepLastCursor::default();
+        cursor.advance(2, &ids(&["job_b", "job_c"]));
+        cursor.advance(5, &ids(&["job_d"]));
+        assert_eq!(
+            cursor.start(),
+            "",
+            "read to the end: the next pass starts over"
+        );
+        cursor.advance(2, &ids(&["job_e", "job_e"]));
+        cursor.advance(4, &[]);
+        assert_eq!(cursor.start(), "");
+    }
 }
