@@ -1130,6 +1130,15 @@ pub async fn replace_cancels_unfinished(store: &dyn Store) {
         .expect("delete");
 }
 
+/// Whether execution `id` of `workspace` is still stored.
+async fn execution_exists(store: &dyn Store, workspace: &Workspace, id: String) -> bool {
+    store
+        .execution(&workspace.id, &id)
+        .await
+        .expect("read")
+        .is_some()
+}
+
 /// An execution of `job` scheduled at `at`, run by `runner` and finished with `status`; its id.
 async fn finished_execution(
     store: &dyn Store,
@@ -1232,16 +1241,7 @@ pub async fn retention_prunes_by_age_status_and_keep_last(store: &dyn Store) {
         0
     );
 
-    let exists = |id: String| {
-        let workspace_id = workspace.id.clone();
-        async move {
-            store
-                .execution(&workspace_id, &id)
-                .await
-                .expect("read")
-                .is_some()
-        }
-    };
+    let exists = |id: String| execution_exists(store, &workspace, id);
     assert!(
         !exists(old_success).await,
         "a success older than its retention is pruned"
@@ -1317,16 +1317,7 @@ pub async fn keep_last_pruning_reaches_every_job_in_small_batches(store: &dyn St
         15,
         "three over keep_last in each of five jobs"
     );
-    let exists = |id: String| {
-        let workspace_id = workspace.id.clone();
-        async move {
-            store
-                .execution(&workspace_id, &id)
-                .await
-                .expect("read")
-                .is_some()
-        }
-    };
+    let exists = |id: String| execution_exists(store, &workspace, id);
     for id in &pruned {
         assert!(!exists(id.clone()).await, "beyond keep_last: {id}");
     }
