@@ -637,6 +637,13 @@ const CLAIM: &str = "with candidates as (
     )
     select * from claimed order by run_at, id";
 
+/// Extends node `$2`'s running and retrying leases to `$1`, only those that end sooner (see
+/// the SQLite store), of executions due before `$1` (see `Store::renew_leases`): a range of
+/// `executions_claimable (run_at)`, so retries backing off for longer are not read.
+const RENEW_LEASES: &str = "update executions set lease_until = $1
+    where status in ('running', 'retrying') and run_at < $1 and locked_by = $2
+      and (lease_until is null or lease_until < $1)";
+
 /// Inserts one execution of a job of the given workspace; the `select` from `jobs` makes a job
 /// of another workspace behave as absent (no row inserted).
 const INSERT_EXECUTION: &str = "insert into executions
@@ -1285,17 +1292,12 @@ impl Store for PostgresStore {
     async fn renew_leases(&self, node_id: &str, until: DateTime<Utc>) -> StoreResult<u64> {
         let until = ms(until);
         let done = retrying(move || async move {
-            sqlx::query(
-                // Only the leases that end sooner (see the SQLite store).
-                "update executions set lease_until = $1
-                 where locked_by = $2 and status in ('running', 'retrying')
-                   and (lease_until is null or lease_until < $1)",
-            )
-            .bind(until)
-            .bind(node_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)
+            sqlx::query(RENEW_LEASES)
+                .bind(until)
+                .bind(node_id)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)
         })
         .await?;
         Ok(done.rows_affected())
@@ -1432,11 +1434,11 @@ mod tests {
     use super::*;
     use crate::test_support as support;
 
-    /// Claims run every second on every node: they read the claimable executions up to now,
-    /// not every retry still backing off. Sequential scans are ruled out so that an empty table
-    /// still shows whether the index bounds the claim.
+    /// Claims (every second) and lease renewals (every third of a lease), on every node, read
+    /// the claimable executions up to an instant, not every retry still backing off. Sequential
+    /// scans are ruled out so that an empty table still shows whether the index bounds them.
     #[tokio::test]
-    async fn claims_read_the_claimable_index_only_up_to_now() {
+    async fn claims_and_renewals_read_the_claimable_index_only_up_to_an_instant() {
         let database = support::TestDatabase::create().await;
         database.store().await;
         let mut connection = database.connection().await;
@@ -1460,5 +1462,18 @@ mod tests {
             .join("\n");
         assert!(plan.contains("executions_claimable"), "{plan}");
         assert!(plan.contains("Index Cond: (run_at <= "), "{plan}");
+        let explain = format!("explain {RENEW_LEASES}");
+        let renewal = sqlx::query(sqlx::AssertSqlSafe(explain.as_str()))
+            .bind(now)
+            .bind("node")
+            .fetch_all(&mut connection)
+            .await
+            .expect("explain")
+            .iter()
+            .map(|row| row.get::<String, _>(0))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(renewal.contains("executions_claimable"), "{renewal}");
+        assert!(renewal.contains("Index Cond: (run_at < "), "{renewal}");
     }
 }

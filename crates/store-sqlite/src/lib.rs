@@ -438,12 +438,14 @@ const CLAIM_CANDIDATES: &str = concat!(
 /// of a lease while the node holds executions; the leading term, word for word the where clause
 /// of the partial indexes of unfinished executions, keeps it to those. Without it, SQLite (which
 /// does not see that `status in ('running', 'retrying')` implies that clause) scanned the whole
-/// history each time, inside a write transaction.
+/// history each time, inside a write transaction. `run_at < ?1` (see
+/// [`cronhook_store::Store::renew_leases`]) makes it a range of `executions_claimable` that
+/// ends within a lease, so retries backing off for longer are not read.
 const RENEW_LEASES: &str = concat!(
     "update executions set lease_until = ?1
      where ",
     unfinished!("status"),
-    " and status in ('running', 'retrying') and locked_by = ?2
+    " and status in ('running', 'retrying') and run_at < ?1 and locked_by = ?2
        and (lease_until is null or lease_until < ?1)"
 );
 
@@ -1695,14 +1697,14 @@ mod tests {
     #[tokio::test]
     async fn lease_renewals_and_releases_read_only_unfinished_executions() {
         let (store, _dir) = fresh().await;
-        for (sql, params) in [
-            (RENEW_LEASES, 2),
-            (maintenance::RELEASE_RUNNING, 2),
-            (maintenance::RELEASE_WAITING, 1),
+        for (sql, params, range) in [
+            (RENEW_LEASES, 2, "(status=? AND run_at<?)"),
+            (maintenance::RELEASE_RUNNING, 2, "(status=?)"),
+            (maintenance::RELEASE_WAITING, 1, "(status=?)"),
         ] {
             let plan = plan(&store, sql, params).await;
             assert!(
-                plan.contains("USING INDEX executions_claimable (status=?)"),
+                plan.contains(&format!("USING INDEX executions_claimable {range}")),
                 "{sql}: {plan}"
             );
             assert!(!plan.contains("SCAN"), "{sql}: {plan}");

@@ -2012,7 +2012,8 @@ pub async fn retrying_keeps_the_lease_and_run_at(store: &dyn Store) {
 }
 
 /// `renew_leases` extends a node's running and retrying leases, never shortens them, and leaves
-/// finished executions alone.
+/// finished executions alone. A retry due after the new lease ends is left for a later renewal,
+/// and nobody can take it meanwhile.
 pub async fn leases_are_renewed(store: &dyn Store) {
     let workspace = new_workspace(store).await;
     let e = distant_past(2004);
@@ -2021,26 +2022,38 @@ pub async fn leases_are_renewed(store: &dyn Store) {
     let running = insert_execution(store, &job, e, Some(lease(&holder, e + secs(10)))).await;
     let retrying =
         insert_execution(store, &job, e + secs(1), Some(lease(&holder, e + secs(10)))).await;
+    let backing_off =
+        insert_execution(store, &job, e + secs(2), Some(lease(&holder, e + secs(10)))).await;
     assert_eq!(
         record(
             store,
-            &[retry(
-                &retrying.id,
-                &holder,
-                errored(1, e + secs(1), ErrorKind::Dns),
-                e + secs(100),
-                e + secs(10)
-            )]
+            &[
+                retry(
+                    &retrying.id,
+                    &holder,
+                    errored(1, e + secs(1), ErrorKind::Dns),
+                    e + secs(50),
+                    e + secs(10)
+                ),
+                retry(
+                    &backing_off.id,
+                    &holder,
+                    errored(1, e + secs(2), ErrorKind::Dns),
+                    e + secs(500),
+                    e + secs(10)
+                )
+            ]
         )
         .await,
-        [true]
+        [true, true]
     );
     assert_eq!(
         store
             .renew_leases(&holder, e + secs(60))
             .await
             .expect("renew"),
-        2
+        2,
+        "the running execution and the retry due within the new lease"
     );
     assert_eq!(
         store
@@ -2061,7 +2074,36 @@ pub async fn leases_are_renewed(store: &dyn Store) {
     taken_ids.sort();
     let mut expected = vec![running.id.clone(), retrying.id.clone()];
     expected.sort();
-    assert_eq!(taken_ids, expected, "expired renewed leases are taken over");
+    assert_eq!(
+        taken_ids, expected,
+        "expired renewed leases are taken over; a retry not before its run_at, whatever its lease"
+    );
+    assert_eq!(
+        store
+            .renew_leases(&holder, e + secs(530))
+            .await
+            .expect("renew the retry once it is due within a lease"),
+        1
+    );
+    assert!(
+        claim_own(store, &workspace, &other, e + secs(900), e + secs(510), 10)
+            .await
+            .is_empty(),
+        "renewed before it came due, the retry stays with its holder"
+    );
+    assert_eq!(
+        record(
+            store,
+            &[finish(
+                &backing_off.id,
+                &holder,
+                answered(2, e + secs(510), 200),
+                ExecutionStatus::Succeeded
+            )]
+        )
+        .await,
+        [true]
+    );
     assert_eq!(
         store
             .renew_leases(&holder, e + secs(900))

@@ -368,8 +368,12 @@ pub trait Store:
     /// no channel of the workspace are passed over), and pauses the job when the streak reaches
     /// `auto_disable_after_failures` or the attempt was answered `410 Gone`.
     async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<Vec<bool>>;
-    /// Extends every running or retrying lease held by `node_id` to at least `until`; returns
+    /// Extends the running and retrying leases held by `node_id` to at least `until`; returns
     /// how many were extended (a lease that lasts until then already is left alone, unwritten).
+    /// A retry whose `run_at` is `until` or later is left for a later renewal: nobody can claim
+    /// it before its `run_at`, the holder renews at least once a lease, and the executor leases
+    /// a retry until a lease past its `run_at` anyway. So the renewal reads the executions due
+    /// within a lease, not every retry backing off.
     async fn renew_leases(&self, node_id: &str, until: DateTime<Utc>) -> StoreResult<u64>;
     async fn execution(&self, workspace_id: &str, id: &str) -> StoreResult<Option<Execution>>;
     /// A job's executions, newest first (by scheduled instant, which is unique within a job),
