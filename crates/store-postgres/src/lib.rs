@@ -1434,6 +1434,21 @@ mod tests {
     use super::*;
     use crate::test_support as support;
 
+    /// What `explain` printed for `query`, one line per row.
+    async fn plan(
+        connection: &mut PgConnection,
+        query: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
+    ) -> String {
+        query
+            .fetch_all(connection)
+            .await
+            .expect("explain")
+            .iter()
+            .map(|row| row.get::<String, _>(0))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Claims (every second) and lease renewals (every third of a lease), on every node, read
     /// the claimable executions up to an instant, not every retry still backing off. Sequential
     /// scans are ruled out so that an empty table still shows whether the index bounds them.
@@ -1447,32 +1462,22 @@ mod tests {
             .await
             .expect("set enable_seqscan");
         let now = Utc::now();
-        let explain = format!("explain {CLAIM}");
-        let plan = sqlx::query(sqlx::AssertSqlSafe(explain.as_str()))
+        let (claim, renew) = (
+            format!("explain {CLAIM}"),
+            format!("explain {RENEW_LEASES}"),
+        );
+        let claim = sqlx::query(sqlx::AssertSqlSafe(claim.as_str()))
             .bind(now)
             .bind(10_i64)
             .bind("node")
+            .bind(now);
+        let claiming = plan(&mut connection, claim).await;
+        assert!(claiming.contains("executions_claimable"), "{claiming}");
+        assert!(claiming.contains("Index Cond: (run_at <= "), "{claiming}");
+        let renew = sqlx::query(sqlx::AssertSqlSafe(renew.as_str()))
             .bind(now)
-            .fetch_all(&mut connection)
-            .await
-            .expect("explain")
-            .iter()
-            .map(|row| row.get::<String, _>(0))
-            .collect::<Vec<_>>()
-            .join("\n");
-        assert!(plan.contains("executions_claimable"), "{plan}");
-        assert!(plan.contains("Index Cond: (run_at <= "), "{plan}");
-        let explain = format!("explain {RENEW_LEASES}");
-        let renewal = sqlx::query(sqlx::AssertSqlSafe(explain.as_str()))
-            .bind(now)
-            .bind("node")
-            .fetch_all(&mut connection)
-            .await
-            .expect("explain")
-            .iter()
-            .map(|row| row.get::<String, _>(0))
-            .collect::<Vec<_>>()
-            .join("\n");
+            .bind("node");
+        let renewal = plan(&mut connection, renew).await;
         assert!(renewal.contains("executions_claimable"), "{renewal}");
         assert!(renewal.contains("Index Cond: (run_at < "), "{renewal}");
     }
