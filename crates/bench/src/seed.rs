@@ -272,17 +272,18 @@ async fn executions_sqlite(
     Ok(u64::try_from(stored).unwrap_or(0))
 }
 
-/// PostgreSQL's select list, as [`sqlite_select`]'s (`at(offset)` is now plus `offset`
-/// milliseconds).
+/// PostgreSQL's select list, as [`sqlite_select`]'s (`$1` now in milliseconds, `pg_temp.at`
+/// the instant of a number of milliseconds).
 fn postgres_select(kind: Stored) -> &'static str {
     match kind {
         Stored::History => {
-            "at(-1 - n.i - 5), 'schedule', 'succeeded', at(-1 - n.i - 5), 1, $4, null,
-             at(-1 - n.i - 5), at(-1 - n.i), 5"
+            "pg_temp.at($1 - 1 - n.i - 5), 'schedule', 'succeeded', pg_temp.at($1 - 1 - n.i - 5),
+             1, $4, null, pg_temp.at($1 - 1 - n.i - 5), pg_temp.at($1 - 1 - n.i), 5"
         }
         Stored::WaitingRetries => {
-            "at(-60000 - n.i), 'schedule', 'retrying', at(86400000 + n.i), 1, $4,
-             at(86400000 + n.i + 30000), at(-60000 - n.i), null, null"
+            "pg_temp.at($1 - 60000 - n.i), 'schedule', 'retrying', pg_temp.at($1 + 86400000 + n.i),
+             1, $4, pg_temp.at($1 + 86400000 + n.i + 30000), pg_temp.at($1 - 60000 - n.i), null,
+             null"
         }
     }
 }
@@ -297,12 +298,11 @@ async fn executions_postgres(
     let mut connection = sqlx::PgConnection::connect(url)
         .await
         .context("connecting to PostgreSQL to seed")?;
-    // `pg_temp.at(ms)`: the instant `ms` milliseconds after the epoch. The select lists'
-    // `at(offset)` become `pg_temp.at($1 + offset)`, now plus `offset`. A function of this
+    // `pg_temp.at(ms)`: the instant `ms` milliseconds after the epoch. A function of this
     // session only, so the schema does not change.
     sqlx::query(
-        "create function pg_temp.at(offset_ms bigint) returns timestamptz
-         language sql immutable as $$ select to_timestamp(0) + offset_ms * interval '1 millisecond' $$",
+        "create function pg_temp.at(epoch_ms bigint) returns timestamptz
+         language sql immutable as $$ select to_timestamp(0) + epoch_ms * interval '1 millisecond' $$",
     )
     .execute(&mut connection)
     .await
@@ -314,7 +314,7 @@ async fn executions_postgres(
          select 'exe_' || lpad(to_hex(n.i + {}), 32, '0'), j.workspace_id, j.id, {}
          from generate_series($2::bigint, $3::bigint) n(i) join jobs j on j.id = $5",
         kind.id_offset(),
-        postgres_select(kind).replace("at(", "pg_temp.at($1 + ")
+        postgres_select(kind)
     );
     for (first, last) in execution_chunks(count) {
         sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))

@@ -71,10 +71,8 @@ impl MaintenanceStore for PostgresStore {
             Ok((by_age, room, deleted_jobs))
         })
         .await?;
-        if room > 0 {
-            self.keep_last_cursor
-                .advance(u64::try_from(room).unwrap_or(0), &deleted_jobs);
-        }
+        self.keep_last_cursor
+            .advance(u64::try_from(room).unwrap_or(0), &deleted_jobs);
         Ok(by_age + deleted_jobs.len() as u64)
     }
 

@@ -85,22 +85,20 @@ impl MaintenanceStore for SqliteStore {
             .map_err(db_err)?
             .rows_affected();
         let room = i64::from(batch).saturating_sub(i64::try_from(by_age).unwrap_or(i64::MAX));
-        let by_count = if room > 0 {
-            let deleted_jobs: Vec<String> = sqlx::query_scalar(PRUNE_BEYOND_KEEP_LAST)
+        let deleted_jobs: Vec<String> = if room > 0 {
+            sqlx::query_scalar(PRUNE_BEYOND_KEEP_LAST)
                 .bind(room)
                 .bind(self.keep_last_cursor.start())
                 .fetch_all(&mut *tx)
                 .await
-                .map_err(db_err)?;
-            commit(tx).await?;
-            self.keep_last_cursor
-                .advance(u64::try_from(room).unwrap_or(0), &deleted_jobs);
-            deleted_jobs.len() as u64
+                .map_err(db_err)?
         } else {
-            commit(tx).await?;
-            0
+            Vec::new()
         };
-        Ok(by_age + by_count)
+        commit(tx).await?;
+        self.keep_last_cursor
+            .advance(u64::try_from(room).unwrap_or(0), &deleted_jobs);
+        Ok(by_age + deleted_jobs.len() as u64)
     }
 
     async fn release_leases(&self, node_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {

@@ -33,8 +33,12 @@ impl KeepLastCursor {
 
     /// Moves the cursor after a batch that had room for `room` executions and deleted those of
     /// `deleted_jobs` (one job id per execution). A batch that deleted fewer than it had room
-    /// for read every job to the end: the next pass starts from the first job again.
+    /// for read every job to the end: the next pass starts from the first job again. A batch
+    /// with no room left (pruning by age filled it) read no job, and leaves the cursor alone.
     pub fn advance(&self, room: u64, deleted_jobs: &[String]) {
+        if room == 0 {
+            return;
+        }
         let mut cursor = self.lock();
         *cursor = if (deleted_jobs.len() as u64) < room {
             None
@@ -110,6 +114,8 @@ mod tests {
         );
         cursor.advance(2, &ids(&["job_c", "job_d"]));
         assert_eq!(cursor.start(), "job_d");
+        cursor.advance(0, &[]);
+        assert_eq!(cursor.start(), "job_d", "a batch with no room read no job");
     }
 
     #[test]
