@@ -74,7 +74,8 @@ use cronhook_core::{
 };
 use cronhook_store::{
     ApiKey, AttemptRecord, ClaimedExecution, ExecutionFilter, Lease, Materialized, NewExecution,
-    NextStep, Occurrence, Page, PageRequest, Store, StoreError, StoreResult, User, Workspace,
+    NextStep, Occurrence, Page, PageRequest, StatusIndex, Store, StoreError, StoreResult, User,
+    Workspace,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection as _, PgConnection, Postgres, Transaction};
@@ -1344,8 +1345,7 @@ impl Store for PostgresStore {
         // One static statement per shape, so each is prepared once and reads the occurrence key
         // `(job_id, scheduled_for)` backwards as a range. The cursor is the last execution's id;
         // the next page starts below its scheduled instant (unique within the job).
-        let status = filter.status.as_ref().map(enum_text).transpose()?;
-        let query = match (&page.after, status) {
+        let query = match (&page.after, filter.status) {
             (None, None) => sqlx::query(concat!(
                 "select ",
                 execution_columns!(),
@@ -1367,30 +1367,17 @@ impl Store for PostgresStore {
             .bind(workspace_id)
             .bind(fetch_limit(page))
             .bind(after.as_str()),
-            (None, Some(status)) => sqlx::query(concat!(
-                "select ",
-                execution_columns!(),
-                " from executions where job_id = $1 and workspace_id = $2 and status = $4
-                  order by scheduled_for desc limit $3"
-            ))
-            .bind(job_id)
-            .bind(workspace_id)
-            .bind(fetch_limit(page))
-            .bind(status),
-            (Some(after), Some(status)) => sqlx::query(concat!(
-                "select ",
-                execution_columns!(),
-                " from executions
-                  where job_id = $1 and workspace_id = $2 and status = $5
-                    and scheduled_for < (select scheduled_for from executions
-                                         where id = $4 and job_id = $1)
-                  order by scheduled_for desc limit $3"
-            ))
-            .bind(job_id)
-            .bind(workspace_id)
-            .bind(fetch_limit(page))
-            .bind(after.as_str())
-            .bind(status),
+            (None, Some(status)) => sqlx::query(history_of_status(status, false))
+                .bind(job_id)
+                .bind(workspace_id)
+                .bind(fetch_limit(page))
+                .bind(enum_text(&status)?),
+            (Some(after), Some(status)) => sqlx::query(history_of_status(status, true))
+                .bind(job_id)
+                .bind(workspace_id)
+                .bind(fetch_limit(page))
+                .bind(after.as_str())
+                .bind(enum_text(&status)?),
         };
         let rows = query.fetch_all(&self.pool).await.map_err(db_err)?;
         let executions = rows
@@ -1423,6 +1410,82 @@ impl Store for PostgresStore {
         Ok(page)
     }
 }
+
+/// A job's history of one status, read from the index [`StatusIndex`] picks. Parameters: job
+/// id, workspace id, limit, [the cursor's execution id,] status. The literal `in` lists are
+/// the partial indexes' predicates, which a query must imply for PostgreSQL to read them
+/// (`status = $n` alone implies nothing in a generic plan).
+fn history_of_status(status: ExecutionStatus, after_cursor: bool) -> &'static str {
+    match (StatusIndex::of(status), after_cursor) {
+        (StatusIndex::Occurrences, false) => HISTORY_WITH_STATUS,
+        (StatusIndex::Occurrences, true) => HISTORY_WITH_STATUS_AFTER,
+        (StatusIndex::Unsuccessful, false) => HISTORY_UNSUCCESSFUL,
+        (StatusIndex::Unsuccessful, true) => HISTORY_UNSUCCESSFUL_AFTER,
+        (StatusIndex::Unfinished, false) => HISTORY_UNFINISHED,
+        (StatusIndex::Unfinished, true) => HISTORY_UNFINISHED_AFTER,
+    }
+}
+
+/// Succeeded executions, along the occurrence key: most of a history succeeded.
+const HISTORY_WITH_STATUS: &str = concat!(
+    "select ",
+    execution_columns!(),
+    " from executions where job_id = $1 and workspace_id = $2 and status = $4
+      order by scheduled_for desc limit $3"
+);
+
+/// [`HISTORY_WITH_STATUS`] after a cursor.
+const HISTORY_WITH_STATUS_AFTER: &str = concat!(
+    "select ",
+    execution_columns!(),
+    " from executions
+      where job_id = $1 and workspace_id = $2 and status = $5
+        and scheduled_for < (select scheduled_for from executions where id = $4 and job_id = $1)
+      order by scheduled_for desc limit $3"
+);
+
+/// Failed, skipped or cancelled executions, in order from `executions_unsuccessful_by_job`.
+const HISTORY_UNSUCCESSFUL: &str = concat!(
+    "select ",
+    execution_columns!(),
+    " from executions
+      where job_id = $1 and workspace_id = $2 and status = $4
+        and status in ('failed', 'skipped', 'cancelled')
+      order by scheduled_for desc limit $3"
+);
+
+/// [`HISTORY_UNSUCCESSFUL`] after a cursor.
+const HISTORY_UNSUCCESSFUL_AFTER: &str = concat!(
+    "select ",
+    execution_columns!(),
+    " from executions
+      where job_id = $1 and workspace_id = $2 and status = $5
+        and status in ('failed', 'skipped', 'cancelled')
+        and scheduled_for < (select scheduled_for from executions where id = $4 and job_id = $1)
+      order by scheduled_for desc limit $3"
+);
+
+/// Queued, running or retrying executions: the job's few unfinished ones, from
+/// `executions_unfinished_by_job`, sorted.
+const HISTORY_UNFINISHED: &str = concat!(
+    "select ",
+    execution_columns!(),
+    " from executions
+      where job_id = $1 and workspace_id = $2 and status = $4
+        and status in ('queued', 'running', 'retrying')
+      order by scheduled_for desc limit $3"
+);
+
+/// [`HISTORY_UNFINISHED`] after a cursor.
+const HISTORY_UNFINISHED_AFTER: &str = concat!(
+    "select ",
+    execution_columns!(),
+    " from executions
+      where job_id = $1 and workspace_id = $2 and status = $5
+        and status in ('queued', 'running', 'retrying')
+        and scheduled_for < (select scheduled_for from executions where id = $4 and job_id = $1)
+      order by scheduled_for desc limit $3"
+);
 
 #[cfg(test)]
 mod tests {
@@ -1480,5 +1543,74 @@ mod tests {
         let renewal = plan(&mut connection, renew).await;
         assert!(renewal.contains("executions_claimable"), "{renewal}");
         assert!(renewal.contains("Index Cond: (run_at < "), "{renewal}");
+    }
+
+    /// A history of a rare status reads only that status's executions of the job, in the
+    /// generic plan a prepared statement ends up with (no status known), with a history of
+    /// 20 000 succeeded executions and statistics to plan by.
+    #[tokio::test]
+    async fn histories_of_rare_statuses_read_their_partial_indexes() {
+        let database = support::TestDatabase::create().await;
+        database.store().await;
+        let mut connection = database.connection().await;
+        connection
+            .execute(
+                "insert into workspaces (id, slug, signing_secret, created_at)
+                 values ('wsp_plan', 'plan', 'whsec_plan', now());
+                 insert into jobs (id, workspace_id, name, spec, created_at, updated_at)
+                 values ('job_plan', 'wsp_plan', 'plan', '{}', now(), now());
+                 insert into executions
+                     (id, workspace_id, job_id, scheduled_for, trigger, status, run_at)
+                 select 'exe_' || i, 'wsp_plan', 'job_plan', to_timestamp(i), 'schedule',
+                        case when i % 5000 = 0 then 'failed' else 'succeeded' end, to_timestamp(i)
+                 from generate_series(1, 20000) i;
+                 analyze executions;
+                 set plan_cache_mode = force_generic_plan;",
+            )
+            .await
+            .expect("a history to plan by");
+        let expected = [
+            (ExecutionStatus::Failed, "executions_unsuccessful_by_job"),
+            (ExecutionStatus::Skipped, "executions_unsuccessful_by_job"),
+            (ExecutionStatus::Cancelled, "executions_unsuccessful_by_job"),
+            (ExecutionStatus::Queued, "executions_unfinished_by_job"),
+            (ExecutionStatus::Running, "executions_unfinished_by_job"),
+            (ExecutionStatus::Retrying, "executions_unfinished_by_job"),
+        ];
+        for (status, index) in expected {
+            for after_cursor in [false, true] {
+                // `explain` of a statement with bound values plans for those values; a
+                // prepared statement's `explain execute` shows the plan it keeps.
+                connection
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "prepare history as {}",
+                        history_of_status(status, after_cursor)
+                    )))
+                    .await
+                    .expect("prepare");
+                let status_text = enum_text(&status).expect("a status");
+                let arguments = if after_cursor {
+                    format!("'job_plan', 'wsp_plan', 50, 'exe_10000', '{status_text}'")
+                } else {
+                    format!("'job_plan', 'wsp_plan', 50, '{status_text}'")
+                };
+                let explain = format!("explain execute history({arguments})");
+                let planned = plan(
+                    &mut connection,
+                    sqlx::query(sqlx::AssertSqlSafe(explain.as_str())),
+                )
+                .await;
+                connection
+                    .execute("deallocate history")
+                    .await
+                    .expect("deallocate");
+                assert!(planned.contains(index), "{status:?}: {planned}");
+                assert!(!planned.contains("Seq Scan"), "{status:?}: {planned}");
+                assert!(
+                    planned.contains("$"),
+                    "the generic plan, with its parameters: {planned}"
+                );
+            }
+        }
     }
 }

@@ -79,6 +79,22 @@ macro_rules! finished {
     };
 }
 
+/// The where clause of the partial index of finished executions that did not succeed
+/// (`executions_unsuccessful_by_job`), as [`unfinished!`]'s.
+macro_rules! unsuccessful {
+    ($status:literal) => {
+        concat!(
+            "(",
+            $status,
+            " = 'failed' or ",
+            $status,
+            " = 'skipped' or ",
+            $status,
+            " = 'cancelled')"
+        )
+    };
+}
+
 /// The where clause of `jobs_in_failure_streak` (`migrations/sqlite/0014_jobs_in_failure_streak.sql`),
 /// word for word, so that a query repeating it can read that index.
 macro_rules! in_failure_streak {
@@ -108,7 +124,8 @@ use chrono::{DateTime, Utc};
 use cronhook_core::{Concurrency, Execution, ExecutionStatus, Job};
 use cronhook_store::{
     ApiKey, AttemptRecord, ClaimedExecution, ExecutionFilter, Lease, Materialized, NewExecution,
-    NextStep, Occurrence, Page, PageRequest, Store, StoreError, StoreResult, User, Workspace,
+    NextStep, Occurrence, Page, PageRequest, StatusIndex, Store, StoreError, StoreResult, User,
+    Workspace,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -485,7 +502,8 @@ const HISTORY_AFTER: &str = concat!(
       order by scheduled_for desc limit ?4"
 );
 
-/// [`HISTORY`] of one status.
+/// [`HISTORY`] of succeeded executions (see [`StatusIndex`]), read along the occurrence key:
+/// most of a history succeeded. Parameters: job id, workspace id, status, limit.
 const HISTORY_WITH_STATUS: &str = concat!(
     "select ",
     execution_columns!(),
@@ -493,7 +511,7 @@ const HISTORY_WITH_STATUS: &str = concat!(
       order by scheduled_for desc limit ?"
 );
 
-/// [`HISTORY`] of one status after a cursor.
+/// [`HISTORY_WITH_STATUS`] after a cursor: job id, workspace id, cursor, status, limit.
 const HISTORY_WITH_STATUS_AFTER: &str = concat!(
     "select ",
     execution_columns!(),
@@ -501,6 +519,53 @@ const HISTORY_WITH_STATUS_AFTER: &str = concat!(
       and scheduled_for < (select scheduled_for from executions where id = ?3 and job_id = ?1)
       and status = ?4
       order by scheduled_for desc limit ?5"
+);
+
+/// [`HISTORY_WITH_STATUS`] of failed, skipped or cancelled executions, read in order from
+/// `executions_unsuccessful_by_job`, whose where clause it repeats word for word. Walking the
+/// occurrence key instead read through the whole history for a page of a status it rarely
+/// holds.
+const HISTORY_UNSUCCESSFUL: &str = concat!(
+    "select ",
+    execution_columns!(),
+    " from executions where job_id = ? and workspace_id = ? and status = ? and ",
+    unsuccessful!("status"),
+    " order by scheduled_for desc limit ?"
+);
+
+/// [`HISTORY_UNSUCCESSFUL`] after a cursor.
+const HISTORY_UNSUCCESSFUL_AFTER: &str = concat!(
+    "select ",
+    execution_columns!(),
+    " from executions where job_id = ?1 and workspace_id = ?2
+      and scheduled_for < (select scheduled_for from executions where id = ?3 and job_id = ?1)
+      and status = ?4 and ",
+    unsuccessful!("status"),
+    " order by scheduled_for desc limit ?5"
+);
+
+/// [`HISTORY_WITH_STATUS`] of queued, running or retrying executions: the job's unfinished
+/// executions (few) from `executions_unfinished_by_job`, sorted. `indexed by` because
+/// SQLite would rather read the occurrence key, which needs no sort, through the whole history.
+const HISTORY_UNFINISHED: &str = concat!(
+    "select ",
+    execution_columns!(),
+    " from executions indexed by executions_unfinished_by_job
+      where job_id = ? and workspace_id = ? and status = ? and ",
+    unfinished!("status"),
+    " order by scheduled_for desc limit ?"
+);
+
+/// [`HISTORY_UNFINISHED`] after a cursor.
+const HISTORY_UNFINISHED_AFTER: &str = concat!(
+    "select ",
+    execution_columns!(),
+    " from executions indexed by executions_unfinished_by_job
+      where job_id = ?1 and workspace_id = ?2
+      and scheduled_for < (select scheduled_for from executions where id = ?3 and job_id = ?1)
+      and status = ?4 and ",
+    unfinished!("status"),
+    " order by scheduled_for desc limit ?5"
 );
 
 /// Inserts one execution of a job of the given workspace; the `SELECT` from `jobs` makes a job
@@ -1481,22 +1546,35 @@ impl Store for SqliteStore {
         filter: &ExecutionFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<Execution>> {
-        let status = filter.status.as_ref().map(enum_text).transpose()?;
-        let query = match (&page.after, status) {
+        let query = match (&page.after, filter.status) {
             (None, None) => sqlx::query(HISTORY).bind(job_id).bind(workspace_id),
             (Some(after), None) => sqlx::query(HISTORY_AFTER)
                 .bind(job_id)
                 .bind(workspace_id)
                 .bind(after.as_str()),
-            (None, Some(status)) => sqlx::query(HISTORY_WITH_STATUS)
-                .bind(job_id)
-                .bind(workspace_id)
-                .bind(status),
-            (Some(after), Some(status)) => sqlx::query(HISTORY_WITH_STATUS_AFTER)
-                .bind(job_id)
-                .bind(workspace_id)
-                .bind(after.as_str())
-                .bind(status),
+            (None, Some(status)) => {
+                let statement = match StatusIndex::of(status) {
+                    StatusIndex::Occurrences => HISTORY_WITH_STATUS,
+                    StatusIndex::Unsuccessful => HISTORY_UNSUCCESSFUL,
+                    StatusIndex::Unfinished => HISTORY_UNFINISHED,
+                };
+                sqlx::query(statement)
+                    .bind(job_id)
+                    .bind(workspace_id)
+                    .bind(enum_text(&status)?)
+            }
+            (Some(after), Some(status)) => {
+                let statement = match StatusIndex::of(status) {
+                    StatusIndex::Occurrences => HISTORY_WITH_STATUS_AFTER,
+                    StatusIndex::Unsuccessful => HISTORY_UNSUCCESSFUL_AFTER,
+                    StatusIndex::Unfinished => HISTORY_UNFINISHED_AFTER,
+                };
+                sqlx::query(statement)
+                    .bind(job_id)
+                    .bind(workspace_id)
+                    .bind(after.as_str())
+                    .bind(enum_text(&status)?)
+            }
         };
         let rows = query
             .bind(fetch_limit(page))
@@ -1640,6 +1718,30 @@ mod tests {
             let plan = plan(&store, sql, params).await;
             assert!(plan.contains(range), "{sql}: {plan}");
             assert!(!plan.contains("TEMP B-TREE"), "no sort: {sql}: {plan}");
+        }
+    }
+
+    /// A history of a rare status reads only that status's executions of the job: the
+    /// finished ones that did not succeed in order, the unfinished ones sorted (a job has few).
+    #[tokio::test]
+    async fn histories_of_rare_statuses_read_their_partial_indexes() {
+        let (store, _dir) = fresh().await;
+        let unsuccessful = "USING INDEX executions_unsuccessful_by_job (job_id=? AND status=?)";
+        let unsuccessful_below = "USING INDEX executions_unsuccessful_by_job (job_id=? AND status=? AND scheduled_for<?)";
+        let unfinished = "USING INDEX executions_unfinished_by_job (job_id=?)";
+        for (sql, params, range, sorted) in [
+            (HISTORY_UNSUCCESSFUL, 4, unsuccessful, false),
+            (HISTORY_UNSUCCESSFUL_AFTER, 5, unsuccessful_below, false),
+            (HISTORY_UNFINISHED, 4, unfinished, true),
+            (HISTORY_UNFINISHED_AFTER, 5, unfinished, true),
+        ] {
+            let plan = plan(&store, sql, params).await;
+            assert!(plan.contains(range), "{sql}: {plan}");
+            assert_eq!(plan.contains("TEMP B-TREE"), sorted, "{sql}: {plan}");
+            assert!(
+                !plan.contains("sqlite_autoindex_executions_2 (job_id=?)"),
+                "{sql}: {plan}"
+            );
         }
     }
 

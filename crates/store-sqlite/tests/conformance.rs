@@ -53,6 +53,7 @@ conformance_tests!(
     leases_are_renewed,
     executions_list_newest_first_with_attempts_and_status_filter,
     history_follows_the_schedule_and_pages_by_instant,
+    histories_of_each_status_page_newest_first,
     delete_cascades,
     signing_secret_rotation,
     api_keys_and_users,

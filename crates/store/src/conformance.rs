@@ -47,6 +47,7 @@ pub async fn run_all(store: &dyn Store) {
     leases_are_renewed(store).await;
     executions_list_newest_first_with_attempts_and_status_filter(store).await;
     history_follows_the_schedule_and_pages_by_instant(store).await;
+    histories_of_each_status_page_newest_first(store).await;
     delete_cascades(store).await;
     signing_secret_rotation(store).await;
     api_keys_and_users(store).await;
@@ -2293,6 +2294,96 @@ pub async fn executions_list_newest_first_with_attempts_and_status_filter(store:
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].id, e0.id);
     assert_eq!(page.items[0].attempts.len(), 1);
+}
+
+/// A history filtered by any of the seven statuses lists that status's executions of the job
+/// and nothing else, newest scheduled instant first, in pages that walk it once. Each status
+/// is read through its own path (the stores read the finished-but-not-succeeded and the
+/// unfinished ones through partial indexes), so each is checked.
+pub async fn histories_of_each_status_page_newest_first(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let t = now();
+    let runner = node("runner");
+    let job = insert_job(store, &workspace, "every status", None).await;
+    let other_job = insert_job(store, &workspace, "every status elsewhere", None).await;
+    let statuses = [
+        ExecutionStatus::Queued,
+        ExecutionStatus::Running,
+        ExecutionStatus::Retrying,
+        ExecutionStatus::Succeeded,
+        ExecutionStatus::Failed,
+        ExecutionStatus::Skipped,
+        ExecutionStatus::Cancelled,
+    ];
+    // Two of each status on the job, interleaved with the others; one of each elsewhere.
+    let mut expected: Vec<(ExecutionStatus, Vec<String>)> = statuses
+        .iter()
+        .map(|&status| (status, Vec::new()))
+        .collect();
+    for round in 0..3_i64 {
+        for (index, &status) in statuses.iter().enumerate() {
+            let (target, at) = if round < 2 {
+                (&job, t + secs(60 * (round * 7 + index as i64)))
+            } else {
+                (&other_job, t + secs(60 * index as i64))
+            };
+            let leased =
+                (status != ExecutionStatus::Queued).then(|| lease(&runner, t + secs(3600)));
+            let execution = insert_execution(store, target, at, leased).await;
+            let recorded = match status {
+                ExecutionStatus::Queued | ExecutionStatus::Running => None,
+                ExecutionStatus::Retrying => Some(retry(
+                    &execution.id,
+                    &runner,
+                    answered(1, at, 503),
+                    at + secs(30),
+                    t + secs(3600),
+                )),
+                finished => Some(finish(
+                    &execution.id,
+                    &runner,
+                    answered(1, at, 200),
+                    finished,
+                )),
+            };
+            if let Some(recorded) = recorded {
+                assert_eq!(record(store, &[recorded]).await, [true]);
+            }
+            assert_eq!(
+                execution_status(store, &workspace, &execution.id).await,
+                status
+            );
+            if round < 2 {
+                expected[index].1.insert(0, execution.id);
+            }
+        }
+    }
+    for (status, newest_first) in &expected {
+        for limit in [1, 5] {
+            let mut walked = Vec::new();
+            let mut after = None;
+            loop {
+                let page =
+                    executions_page(store, &workspace, &job, Some(*status), limit, after).await;
+                assert!(page.items.len() <= limit as usize);
+                assert!(
+                    page.items
+                        .iter()
+                        .all(|e| e.status == *status && e.job_id == job.id),
+                    "only {status:?} executions of the job: {page:?}"
+                );
+                walked.extend(page.items.into_iter().map(|e| e.id));
+                match page.next_after {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            assert_eq!(
+                &walked, newest_first,
+                "{status:?} in pages of {limit}, newest first"
+            );
+        }
+    }
 }
 
 /// Deleting a job deletes its executions and their attempts, and nothing else.
