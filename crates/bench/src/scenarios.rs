@@ -49,6 +49,11 @@ pub struct FireArgs {
     /// the backlog of a target that was down for a while.
     #[arg(long, default_value_t = 0)]
     waiting_retries: u64,
+    /// Clients listing the stored history's failed executions, one request after another,
+    /// through the measured window: operators browsing failures while jobs fire. Needs
+    /// `--history-executions`.
+    #[arg(long, default_value_t = 0)]
+    browsing_clients: usize,
     /// Seconds measured, after a warm-up second.
     #[arg(long, default_value_t = 10)]
     duration: u64,
@@ -93,6 +98,10 @@ pub struct ApiArgs {
     /// Executions of the job whose executions are listed.
     #[arg(long, default_value_t = 20)]
     executions: u64,
+    /// Finished executions of one more job (seeded in bulk, one in 100 000 failed), whose
+    /// history is then listed whole and filtered to `status=failed`.
+    #[arg(long, default_value_t = 0)]
+    history_executions: u64,
     #[arg(long, value_enum, default_value_t = Database::Sqlite)]
     database: Database,
 }
@@ -316,15 +325,26 @@ async fn run_fire(
         .await
         .context("seeding idle jobs")?;
     let seed_seconds = seed_started.elapsed().as_secs_f64();
-    let stored_started = Instant::now();
-    for (kind, count) in [
-        (Stored::History, args.history_executions),
-        (Stored::WaitingRetries, args.waiting_retries),
-    ] {
-        crate::seed::seed_executions(api, &instance.database, kind, count)
-            .await
-            .with_context(|| format!("seeding {kind:?} executions"))?;
+    if args.browsing_clients > 0 && args.history_executions == 0 {
+        anyhow::bail!("--browsing-clients lists a stored history: add --history-executions");
     }
+    let stored_started = Instant::now();
+    let history_job = crate::seed::seed_executions(
+        api,
+        &instance.database,
+        Stored::History,
+        args.history_executions,
+    )
+    .await
+    .context("seeding the history")?;
+    crate::seed::seed_executions(
+        api,
+        &instance.database,
+        Stored::WaitingRetries,
+        args.waiting_retries,
+    )
+    .await
+    .context("seeding the waiting retries")?;
     let stored_seconds = stored_started.elapsed().as_secs_f64();
 
     let ids: Vec<anyhow::Result<String>> = futures::stream::iter(0..args.jobs)
@@ -351,7 +371,19 @@ async fn run_fire(
     let sampler = Sampler::start(pid);
     let cpu_started = Instant::now();
     let metrics_before = api.metrics().await.context("scraping /metrics")?;
-    sleep_until_wall(window_end).await;
+    let browsing_path =
+        history_job.map(|job| format!("/api/v1/jobs/{job}/executions?status=failed"));
+    let ((), browsed) = tokio::join!(
+        sleep_until_wall(window_end),
+        browse(
+            api,
+            browsing_path.as_deref(),
+            args.browsing_clients,
+            window_end
+        )
+    );
+    let mut browsed = browsed.context("browsing the history's failures")?;
+    browsed.sort_by(f64::total_cmp);
     let metrics_after = api.metrics().await.context("scraping /metrics")?;
     let samples = sampler.finish().await;
     let cpu_wall = cpu_started.elapsed().as_secs_f64();
@@ -468,6 +500,13 @@ async fn run_fire(
     report.add("history_executions", args.history_executions);
     report.add("waiting_retries", args.waiting_retries);
     report.add("executions_seed_s", round(stored_seconds));
+    report.add("browsing_clients", args.browsing_clients);
+    report.add("browsing_requests", browsed.len());
+    report.add("browsing_p50_ms", round(quantile(&browsed, 0.5)));
+    report.add(
+        "browsing_max_ms",
+        round(browsed.last().copied().unwrap_or(0.0)),
+    );
     report.add("duration_s", duration);
     report.add("expected", expected);
     report.add("delivered", delivered);
@@ -608,6 +647,30 @@ pub async fn startup(args: &StartupArgs, cronhook: Option<&Path>) -> anyhow::Res
 }
 
 /// Runs `count` requests made by `make`, `concurrency` at once: (requests/s, p50 ms, p99 ms).
+/// `clients` clients each listing `path` one request after another until `until`; every
+/// request's latency in milliseconds. Nothing when there are no clients (or no path).
+async fn browse(
+    api: &Api,
+    path: Option<&str>,
+    clients: usize,
+    until: DateTime<Utc>,
+) -> anyhow::Result<Vec<f64>> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let client = |_| async move {
+        let mut latencies = Vec::new();
+        while Utc::now() < until {
+            let sent = Instant::now();
+            api.get(path).await?;
+            latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+        }
+        anyhow::Ok(latencies)
+    };
+    let per_client = futures::future::try_join_all((0..clients).map(client)).await?;
+    Ok(per_client.into_iter().flatten().collect())
+}
+
 async fn throughput<F, Fut>(
     count: u64,
     concurrency: usize,
@@ -705,5 +768,70 @@ async fn run_api(args: &ApiArgs, instance: &Instance, sink: &Sink) -> anyhow::Re
     report.add("list_per_s", round(list_rps));
     report.add("list_p50_ms", round(list_p50));
     report.add("list_p99_ms", round(list_p99));
+    if args.history_executions > 0 {
+        list_long_history(args, instance, &mut report).await?;
+    }
     Ok(vec![report])
+}
+
+/// Seeds a job with a long history and measures listing it: its newest page, and its failed
+/// executions (one in 100 000), which a history filtered by status must find without reading
+/// through the others.
+async fn list_long_history(
+    args: &ApiArgs,
+    instance: &Instance,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let api = &instance.api;
+    let job_id = crate::seed::seed_executions(
+        api,
+        &instance.database,
+        Stored::History,
+        args.history_executions,
+    )
+    .await
+    .context("seeding the long history")?
+    .context("a history of more than 0 executions has a job")?;
+    let expected_failed = args.history_executions / crate::seed::HISTORY_FAILED_EVERY;
+    let all_path = format!("/api/v1/jobs/{job_id}/executions");
+    let failed_path = format!("/api/v1/jobs/{job_id}/executions?status=failed");
+    let failed = api.get(&failed_path).await?;
+    let failed_listed = failed
+        .get("data")
+        .and_then(Value::as_array)
+        .context("a page of failed executions")?;
+    // Every failed one is listed (a page holds 50), and nothing else.
+    if failed_listed.len() as u64 != expected_failed.min(50)
+        || failed_listed
+            .iter()
+            .any(|execution| execution["status"] != "failed")
+    {
+        anyhow::bail!(
+            "listing {failed_path} gave {} executions, expected {} failed ones",
+            failed_listed.len(),
+            expected_failed.min(50)
+        );
+    }
+    let (all_path, failed_path) = (&all_path, &failed_path);
+    let (history_rps, history_p50, history_p99) =
+        throughput(args.requests, args.concurrency, |_| async move {
+            api.get(all_path).await.map(drop)
+        })
+        .await
+        .context("listing the long history")?;
+    let (failed_rps, failed_p50, failed_p99) =
+        throughput(args.requests, args.concurrency, |_| async move {
+            api.get(failed_path).await.map(drop)
+        })
+        .await
+        .context("listing the long history's failed executions")?;
+    report.add("history_executions", args.history_executions);
+    report.add("history_list_per_s", round(history_rps));
+    report.add("history_list_p50_ms", round(history_p50));
+    report.add("history_list_p99_ms", round(history_p99));
+    report.add("failed_listed", failed_listed.len() as u64);
+    report.add("failed_list_per_s", round(failed_rps));
+    report.add("failed_list_p50_ms", round(failed_p50));
+    report.add("failed_list_p99_ms", round(failed_p99));
+    Ok(())
 }

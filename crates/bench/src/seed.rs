@@ -138,7 +138,9 @@ const EXECUTIONS_CHUNK: u64 = 200_000;
 pub enum Stored {
     /// Finished executions, one per millisecond within the last `count` milliseconds (inside
     /// any retention period, so the pruner leaves them): the history that periodic queries of
-    /// `executions` must not read through.
+    /// `executions` must not read through. One in [`HISTORY_FAILED_EVERY`] failed, as a healthy
+    /// job's few failures of a month, which a history filtered by status must not read through
+    /// either.
     History,
     /// Executions waiting to retry a day from now, one per millisecond, still held by a node
     /// that left: a target that was down for a while, whose backlog periodic queries must not
@@ -171,16 +173,20 @@ impl Stored {
     }
 }
 
+/// One in this many of the seeded history's executions failed (the rest succeeded).
+pub const HISTORY_FAILED_EVERY: u64 = 100_000;
+
 /// Seeds `count` executions of `kind`, all of one idle job of their own, in bulk SQL, with ids
-/// in the product's format (older than any new one), and counts them.
+/// in the product's format (older than any new one), and counts them. Returns the job's id,
+/// None when `count` is 0.
 pub async fn seed_executions(
     api: &Api,
     database: &FreshDatabase,
     kind: Stored,
     count: u64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<String>> {
     if count == 0 {
-        return Ok(());
+        return Ok(None);
     }
     let job = api
         .create_job(&json!({
@@ -202,7 +208,16 @@ pub async fn seed_executions(
             kind.name()
         );
     }
-    Ok(())
+    Ok(Some(job))
+}
+
+/// The status of the history's row `n.i`, in SQL both databases read alike: failed once every
+/// [`HISTORY_FAILED_EVERY`] rows, succeeded otherwise.
+fn history_status() -> String {
+    format!(
+        "case when n.i % {HISTORY_FAILED_EVERY} = {} then 'failed' else 'succeeded' end",
+        HISTORY_FAILED_EVERY - 1
+    )
 }
 
 /// The first and last index of each statement.
@@ -217,18 +232,18 @@ fn execution_chunks(count: u64) -> impl Iterator<Item = (i64, i64)> {
 
 /// Row `i`'s columns from `scheduled_for` on, from `?1` (now, in milliseconds), `i` and `?4`
 /// (the holding node): SQLite's select list.
-fn sqlite_select(kind: Stored) -> &'static str {
+fn sqlite_select(kind: Stored) -> String {
     match kind {
         // Scheduled, started, finished 5 ms later; `i` milliseconds ago.
-        Stored::History => {
-            "?1 - 1 - n.i - 5, 'schedule', 'succeeded', ?1 - 1 - n.i - 5, 1, ?4, null,
-             ?1 - 1 - n.i - 5, ?1 - 1 - n.i, 5"
-        }
+        Stored::History => format!(
+            "?1 - 1 - n.i - 5, 'schedule', {},
+             ?1 - 1 - n.i - 5, 1, ?4, null, ?1 - 1 - n.i - 5, ?1 - 1 - n.i, 5",
+            history_status()
+        ),
         // Failed once a minute ago; retries a day and `i` milliseconds from now.
-        Stored::WaitingRetries => {
-            "?1 - 60000 - n.i, 'schedule', 'retrying', ?1 + 86400000 + n.i, 1, ?4,
-             ?1 + 86400000 + n.i + 30000, ?1 - 60000 - n.i, null, null"
-        }
+        Stored::WaitingRetries => "?1 - 60000 - n.i, 'schedule', 'retrying', ?1 + 86400000 + n.i,
+             1, ?4, ?1 + 86400000 + n.i + 30000, ?1 - 60000 - n.i, null, null"
+            .to_owned(),
     }
 }
 
@@ -274,16 +289,18 @@ async fn executions_sqlite(
 
 /// PostgreSQL's select list, as [`sqlite_select`]'s (`$1` now in milliseconds, `pg_temp.at`
 /// the instant of a number of milliseconds).
-fn postgres_select(kind: Stored) -> &'static str {
+fn postgres_select(kind: Stored) -> String {
     match kind {
-        Stored::History => {
-            "pg_temp.at($1 - 1 - n.i - 5), 'schedule', 'succeeded', pg_temp.at($1 - 1 - n.i - 5),
-             1, $4, null, pg_temp.at($1 - 1 - n.i - 5), pg_temp.at($1 - 1 - n.i), 5"
-        }
+        Stored::History => format!(
+            "pg_temp.at($1 - 1 - n.i - 5), 'schedule', {}, pg_temp.at($1 - 1 - n.i - 5), 1, $4,
+             null, pg_temp.at($1 - 1 - n.i - 5), pg_temp.at($1 - 1 - n.i), 5",
+            history_status()
+        ),
         Stored::WaitingRetries => {
             "pg_temp.at($1 - 60000 - n.i), 'schedule', 'retrying', pg_temp.at($1 + 86400000 + n.i),
              1, $4, pg_temp.at($1 + 86400000 + n.i + 30000), pg_temp.at($1 - 60000 - n.i), null,
              null"
+                .to_owned()
         }
     }
 }
@@ -327,6 +344,13 @@ async fn executions_postgres(
             .await
             .context("seeding executions")?;
     }
+    // Statistics, as autovacuum gathers them while a history grows: without them the planner
+    // still sees the table as it was before the seeding, and the first queries after it plan
+    // for a table that is not there.
+    sqlx::query("analyze executions")
+        .execute(&mut connection)
+        .await
+        .context("gathering statistics of the seeded executions")?;
     let stored: i64 = sqlx::query_scalar("select count(*) from executions where job_id = $1")
         .bind(job)
         .fetch_one(&mut connection)

@@ -228,6 +228,32 @@ fn api_runs() {
     );
 }
 
+/// A long history with one failed execution in it: both listings run, and the failed one is
+/// found (the bench checks it is the only one listed).
+#[test]
+fn api_lists_a_long_history_by_status() {
+    let result = run(&[
+        "api",
+        "--requests",
+        "10",
+        "--executions",
+        "1",
+        "--history-executions",
+        "100000",
+    ]);
+    assert_fields(
+        &result,
+        "api",
+        &[
+            "history_list_per_s",
+            "failed_list_per_s",
+            "failed_list_p99_ms",
+        ],
+    );
+    assert_eq!(result["history_executions"], 100_000, "{result}");
+    assert_eq!(result["failed_listed"], 1, "{result}");
+}
+
 #[test]
 fn tables_print_without_json() {
     let output = Command::new(BENCH)
