@@ -568,6 +568,19 @@ const HISTORY_UNFINISHED_AFTER: &str = concat!(
     " order by scheduled_for desc limit ?5"
 );
 
+/// A job's history of one status, read from the index [`StatusIndex`] picks. Parameters: job
+/// id, workspace id, [the cursor's execution id,] status, limit.
+fn history_of_status(status: ExecutionStatus, after_cursor: bool) -> &'static str {
+    match (StatusIndex::of(status), after_cursor) {
+        (StatusIndex::Occurrences, false) => HISTORY_WITH_STATUS,
+        (StatusIndex::Occurrences, true) => HISTORY_WITH_STATUS_AFTER,
+        (StatusIndex::Unsuccessful, false) => HISTORY_UNSUCCESSFUL,
+        (StatusIndex::Unsuccessful, true) => HISTORY_UNSUCCESSFUL_AFTER,
+        (StatusIndex::Unfinished, false) => HISTORY_UNFINISHED,
+        (StatusIndex::Unfinished, true) => HISTORY_UNFINISHED_AFTER,
+    }
+}
+
 /// Inserts one execution of a job of the given workspace; the `SELECT` from `jobs` makes a job
 /// of another workspace behave as absent (no row inserted).
 const INSERT_EXECUTION: &str = "insert into executions
@@ -1552,29 +1565,15 @@ impl Store for SqliteStore {
                 .bind(job_id)
                 .bind(workspace_id)
                 .bind(after.as_str()),
-            (None, Some(status)) => {
-                let statement = match StatusIndex::of(status) {
-                    StatusIndex::Occurrences => HISTORY_WITH_STATUS,
-                    StatusIndex::Unsuccessful => HISTORY_UNSUCCESSFUL,
-                    StatusIndex::Unfinished => HISTORY_UNFINISHED,
-                };
-                sqlx::query(statement)
-                    .bind(job_id)
-                    .bind(workspace_id)
-                    .bind(enum_text(&status)?)
-            }
-            (Some(after), Some(status)) => {
-                let statement = match StatusIndex::of(status) {
-                    StatusIndex::Occurrences => HISTORY_WITH_STATUS_AFTER,
-                    StatusIndex::Unsuccessful => HISTORY_UNSUCCESSFUL_AFTER,
-                    StatusIndex::Unfinished => HISTORY_UNFINISHED_AFTER,
-                };
-                sqlx::query(statement)
-                    .bind(job_id)
-                    .bind(workspace_id)
-                    .bind(after.as_str())
-                    .bind(enum_text(&status)?)
-            }
+            (None, Some(status)) => sqlx::query(history_of_status(status, false))
+                .bind(job_id)
+                .bind(workspace_id)
+                .bind(enum_text(&status)?),
+            (Some(after), Some(status)) => sqlx::query(history_of_status(status, true))
+                .bind(job_id)
+                .bind(workspace_id)
+                .bind(after.as_str())
+                .bind(enum_text(&status)?),
         };
         let rows = query
             .bind(fetch_limit(page))
@@ -1729,13 +1728,14 @@ mod tests {
         let unsuccessful = "USING INDEX executions_unsuccessful_by_job (job_id=? AND status=?)";
         let unsuccessful_below = "USING INDEX executions_unsuccessful_by_job (job_id=? AND status=? AND scheduled_for<?)";
         let unfinished = "USING INDEX executions_unfinished_by_job (job_id=?)";
-        for (sql, params, range, sorted) in [
-            (HISTORY_UNSUCCESSFUL, 4, unsuccessful, false),
-            (HISTORY_UNSUCCESSFUL_AFTER, 5, unsuccessful_below, false),
-            (HISTORY_UNFINISHED, 4, unfinished, true),
-            (HISTORY_UNFINISHED_AFTER, 5, unfinished, true),
+        for (status, after_cursor, range, sorted) in [
+            (ExecutionStatus::Failed, false, unsuccessful, false),
+            (ExecutionStatus::Skipped, true, unsuccessful_below, false),
+            (ExecutionStatus::Running, false, unfinished, true),
+            (ExecutionStatus::Retrying, true, unfinished, true),
         ] {
-            let plan = plan(&store, sql, params).await;
+            let sql = history_of_status(status, after_cursor);
+            let plan = plan(&store, sql, 4 + usize::from(after_cursor)).await;
             assert!(plan.contains(range), "{sql}: {plan}");
             assert_eq!(plan.contains("TEMP B-TREE"), sorted, "{sql}: {plan}");
             assert!(
