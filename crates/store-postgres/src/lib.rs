@@ -73,8 +73,8 @@ use cronhook_core::{
     Attempt, AttemptError, Concurrency, ErrorKind, Execution, ExecutionStatus, Job,
 };
 use cronhook_store::{
-    ApiKey, AttemptRecord, ClaimedExecution, ExecutionFilter, Lease, Materialized, NewExecution,
-    NextStep, Occurrence, Page, PageRequest, StatusIndex, Store, StoreError, StoreResult, User,
+    ApiKey, AttemptRecord, ClaimedExecution, ExecutionFilter, HistoryByStatus, Lease, Materialized,
+    NewExecution, NextStep, Occurrence, Page, PageRequest, Store, StoreError, StoreResult, User,
     Workspace,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -1367,12 +1367,12 @@ impl Store for PostgresStore {
             .bind(workspace_id)
             .bind(fetch_limit(page))
             .bind(after.as_str()),
-            (None, Some(status)) => sqlx::query(history_of_status(status, false))
+            (None, Some(status)) => sqlx::query(HISTORY_BY_STATUS.statement(status, false))
                 .bind(job_id)
                 .bind(workspace_id)
                 .bind(fetch_limit(page))
                 .bind(enum_text(&status)?),
-            (Some(after), Some(status)) => sqlx::query(history_of_status(status, true))
+            (Some(after), Some(status)) => sqlx::query(HISTORY_BY_STATUS.statement(status, true))
                 .bind(job_id)
                 .bind(workspace_id)
                 .bind(fetch_limit(page))
@@ -1411,20 +1411,15 @@ impl Store for PostgresStore {
     }
 }
 
-/// A job's history of one status, read from the index [`StatusIndex`] picks. Parameters: job
-/// id, workspace id, limit, [the cursor's execution id,] status. The literal `in` lists are
-/// the partial indexes' predicates, which a query must imply for PostgreSQL to read them
-/// (`status = $n` alone implies nothing in a generic plan).
-fn history_of_status(status: ExecutionStatus, after_cursor: bool) -> &'static str {
-    match (StatusIndex::of(status), after_cursor) {
-        (StatusIndex::Occurrences, false) => HISTORY_WITH_STATUS,
-        (StatusIndex::Occurrences, true) => HISTORY_WITH_STATUS_AFTER,
-        (StatusIndex::Unsuccessful, false) => HISTORY_UNSUCCESSFUL,
-        (StatusIndex::Unsuccessful, true) => HISTORY_UNSUCCESSFUL_AFTER,
-        (StatusIndex::Unfinished, false) => HISTORY_UNFINISHED,
-        (StatusIndex::Unfinished, true) => HISTORY_UNFINISHED_AFTER,
-    }
-}
+/// A job's history of one status, a statement for each [`cronhook_store::StatusIndex`].
+/// Parameters: job id, workspace id, limit, [the cursor's execution id,] status. The literal
+/// `in` lists are the partial indexes' predicates, which a query must imply for PostgreSQL to
+/// read them (`status = $n` alone implies nothing in a generic plan).
+const HISTORY_BY_STATUS: HistoryByStatus = HistoryByStatus {
+    occurrences: (HISTORY_WITH_STATUS, HISTORY_WITH_STATUS_AFTER),
+    unsuccessful: (HISTORY_UNSUCCESSFUL, HISTORY_UNSUCCESSFUL_AFTER),
+    unfinished: (HISTORY_UNFINISHED, HISTORY_UNFINISHED_AFTER),
+};
 
 /// Succeeded executions, along the occurrence key: most of a history succeeded.
 const HISTORY_WITH_STATUS: &str = concat!(
@@ -1584,7 +1579,7 @@ mod tests {
                 connection
                     .execute(sqlx::AssertSqlSafe(format!(
                         "prepare history as {}",
-                        history_of_status(status, after_cursor)
+                        HISTORY_BY_STATUS.statement(status, after_cursor)
                     )))
                     .await
                     .expect("prepare");

@@ -123,8 +123,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cronhook_core::{Concurrency, Execution, ExecutionStatus, Job};
 use cronhook_store::{
-    ApiKey, AttemptRecord, ClaimedExecution, ExecutionFilter, Lease, Materialized, NewExecution,
-    NextStep, Occurrence, Page, PageRequest, StatusIndex, Store, StoreError, StoreResult, User,
+    ApiKey, AttemptRecord, ClaimedExecution, ExecutionFilter, HistoryByStatus, Lease, Materialized,
+    NewExecution, NextStep, Occurrence, Page, PageRequest, Store, StoreError, StoreResult, User,
     Workspace,
 };
 use sqlx::sqlite::{
@@ -502,8 +502,8 @@ const HISTORY_AFTER: &str = concat!(
       order by scheduled_for desc limit ?4"
 );
 
-/// [`HISTORY`] of succeeded executions (see [`StatusIndex`]), read along the occurrence key:
-/// most of a history succeeded. Parameters: job id, workspace id, status, limit.
+/// [`HISTORY`] of succeeded executions (see [`cronhook_store::StatusIndex`]), read along the
+/// occurrence key: most of a history succeeded. Parameters: job id, workspace id, status, limit.
 const HISTORY_WITH_STATUS: &str = concat!(
     "select ",
     execution_columns!(),
@@ -568,18 +568,13 @@ const HISTORY_UNFINISHED_AFTER: &str = concat!(
     " order by scheduled_for desc limit ?5"
 );
 
-/// A job's history of one status, read from the index [`StatusIndex`] picks. Parameters: job
-/// id, workspace id, [the cursor's execution id,] status, limit.
-fn history_of_status(status: ExecutionStatus, after_cursor: bool) -> &'static str {
-    match (StatusIndex::of(status), after_cursor) {
-        (StatusIndex::Occurrences, false) => HISTORY_WITH_STATUS,
-        (StatusIndex::Occurrences, true) => HISTORY_WITH_STATUS_AFTER,
-        (StatusIndex::Unsuccessful, false) => HISTORY_UNSUCCESSFUL,
-        (StatusIndex::Unsuccessful, true) => HISTORY_UNSUCCESSFUL_AFTER,
-        (StatusIndex::Unfinished, false) => HISTORY_UNFINISHED,
-        (StatusIndex::Unfinished, true) => HISTORY_UNFINISHED_AFTER,
-    }
-}
+/// A job's history of one status, a statement for each [`cronhook_store::StatusIndex`].
+/// Parameters: job id, workspace id, [the cursor's execution id,] status, limit.
+const HISTORY_BY_STATUS: HistoryByStatus = HistoryByStatus {
+    occurrences: (HISTORY_WITH_STATUS, HISTORY_WITH_STATUS_AFTER),
+    unsuccessful: (HISTORY_UNSUCCESSFUL, HISTORY_UNSUCCESSFUL_AFTER),
+    unfinished: (HISTORY_UNFINISHED, HISTORY_UNFINISHED_AFTER),
+};
 
 /// Inserts one execution of a job of the given workspace; the `SELECT` from `jobs` makes a job
 /// of another workspace behave as absent (no row inserted).
@@ -1565,11 +1560,11 @@ impl Store for SqliteStore {
                 .bind(job_id)
                 .bind(workspace_id)
                 .bind(after.as_str()),
-            (None, Some(status)) => sqlx::query(history_of_status(status, false))
+            (None, Some(status)) => sqlx::query(HISTORY_BY_STATUS.statement(status, false))
                 .bind(job_id)
                 .bind(workspace_id)
                 .bind(enum_text(&status)?),
-            (Some(after), Some(status)) => sqlx::query(history_of_status(status, true))
+            (Some(after), Some(status)) => sqlx::query(HISTORY_BY_STATUS.statement(status, true))
                 .bind(job_id)
                 .bind(workspace_id)
                 .bind(after.as_str())
@@ -1734,7 +1729,7 @@ mod tests {
             (ExecutionStatus::Running, false, unfinished, true),
             (ExecutionStatus::Retrying, true, unfinished, true),
         ] {
-            let sql = history_of_status(status, after_cursor);
+            let sql = HISTORY_BY_STATUS.statement(status, after_cursor);
             let plan = plan(&store, sql, 4 + usize::from(after_cursor)).await;
             assert!(plan.contains(range), "{sql}: {plan}");
             assert_eq!(plan.contains("TEMP B-TREE"), sorted, "{sql}: {plan}");

@@ -282,6 +282,27 @@ pub enum StatusIndex {
     Unfinished,
 }
 
+/// A store's statements of a job's history of one status: for each [`StatusIndex`], the
+/// statement of the first page and the one of a page after a cursor.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryByStatus {
+    pub occurrences: (&'static str, &'static str),
+    pub unsuccessful: (&'static str, &'static str),
+    pub unfinished: (&'static str, &'static str),
+}
+
+impl HistoryByStatus {
+    /// The statement reading a history of `status`, from a cursor or from the newest.
+    pub fn statement(&self, status: ExecutionStatus, after_cursor: bool) -> &'static str {
+        let (first, after) = match StatusIndex::of(status) {
+            StatusIndex::Occurrences => self.occurrences,
+            StatusIndex::Unsuccessful => self.unsuccessful,
+            StatusIndex::Unfinished => self.unfinished,
+        };
+        if after_cursor { after } else { first }
+    }
+}
+
 impl StatusIndex {
     /// The index a history of `status` is read from.
     pub fn of(status: ExecutionStatus) -> StatusIndex {
