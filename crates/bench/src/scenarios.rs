@@ -646,7 +646,6 @@ pub async fn startup(args: &StartupArgs, cronhook: Option<&Path>) -> anyhow::Res
     Ok(vec![report])
 }
 
-/// Runs `count` requests made by `make`, `concurrency` at once: (requests/s, p50 ms, p99 ms).
 /// `clients` clients each listing `path` one request after another until `until`; every
 /// request's latency in milliseconds. Nothing when there are no clients (or no path).
 async fn browse(
@@ -671,6 +670,7 @@ async fn browse(
     Ok(per_client.into_iter().flatten().collect())
 }
 
+/// Runs `count` requests made by `make`, `concurrency` at once: (requests/s, p50 ms, p99 ms).
 async fn throughput<F, Fut>(
     count: u64,
     concurrency: usize,

@@ -282,27 +282,6 @@ pub enum StatusIndex {
     Unfinished,
 }
 
-/// A store's statements of a job's history of one status: for each [`StatusIndex`], the
-/// statement of the first page and the one of a page after a cursor.
-#[derive(Debug, Clone, Copy)]
-pub struct HistoryByStatus {
-    pub occurrences: (&'static str, &'static str),
-    pub unsuccessful: (&'static str, &'static str),
-    pub unfinished: (&'static str, &'static str),
-}
-
-impl HistoryByStatus {
-    /// The statement reading a history of `status`, from a cursor or from the newest.
-    pub fn statement(&self, status: ExecutionStatus, after_cursor: bool) -> &'static str {
-        let (first, after) = match StatusIndex::of(status) {
-            StatusIndex::Occurrences => self.occurrences,
-            StatusIndex::Unsuccessful => self.unsuccessful,
-            StatusIndex::Unfinished => self.unfinished,
-        };
-        if after_cursor { after } else { first }
-    }
-}
-
 impl StatusIndex {
     /// The index a history of `status` is read from.
     pub fn of(status: ExecutionStatus) -> StatusIndex {
@@ -315,6 +294,30 @@ impl StatusIndex {
                 StatusIndex::Unfinished
             }
         }
+    }
+}
+
+/// A store's statements of a job's history of one status: for each [`StatusIndex`], the
+/// statement of the first page and the one of a page after a cursor.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryByStatus {
+    /// [`StatusIndex::Occurrences`]: (first page, after a cursor).
+    pub occurrences: (&'static str, &'static str),
+    /// [`StatusIndex::Unsuccessful`]: (first page, after a cursor).
+    pub unsuccessful: (&'static str, &'static str),
+    /// [`StatusIndex::Unfinished`]: (first page, after a cursor).
+    pub unfinished: (&'static str, &'static str),
+}
+
+impl HistoryByStatus {
+    /// The statement reading a history of `status`, from a cursor or from the newest.
+    pub fn statement(&self, status: ExecutionStatus, after_cursor: bool) -> &'static str {
+        let (first, after) = match StatusIndex::of(status) {
+            StatusIndex::Occurrences => self.occurrences,
+            StatusIndex::Unsuccessful => self.unsuccessful,
+            StatusIndex::Unfinished => self.unfinished,
+        };
+        if after_cursor { after } else { first }
     }
 }
 
@@ -444,6 +447,33 @@ pub trait Store:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Succeeded is the one common status; each rare one has its partial index, and the
+    /// statement after a cursor is the second of its pair.
+    #[test]
+    fn each_status_reads_its_index_first_page_or_after_a_cursor() {
+        let statements = HistoryByStatus {
+            occurrences: ("occurrences", "occurrences after"),
+            unsuccessful: ("unsuccessful", "unsuccessful after"),
+            unfinished: ("unfinished", "unfinished after"),
+        };
+        for (status, index) in [
+            (ExecutionStatus::Succeeded, "occurrences"),
+            (ExecutionStatus::Failed, "unsuccessful"),
+            (ExecutionStatus::Skipped, "unsuccessful"),
+            (ExecutionStatus::Cancelled, "unsuccessful"),
+            (ExecutionStatus::Queued, "unfinished"),
+            (ExecutionStatus::Running, "unfinished"),
+            (ExecutionStatus::Retrying, "unfinished"),
+        ] {
+            assert_eq!(statements.statement(status, false), index, "{status:?}");
+            assert_eq!(
+                statements.statement(status, true),
+                format!("{index} after"),
+                "{status:?}"
+            );
+        }
+    }
 
     fn record(execution_id: &str) -> AttemptRecord {
         AttemptRecord {
