@@ -219,3 +219,79 @@ async fn every_catch_up_execution_is_handed_over_with_the_jobs_spec() {
         assert_eq!(execution.spec, all.spec);
     }
 }
+
+/// A deleted job's history, larger than a pruning batch, is purged whole by one pass of the
+/// pruner, batch after batch with rests between, and nothing else is.
+#[tokio::test]
+async fn the_pruner_purges_a_deleted_jobs_history_batch_after_batch() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let store = store(&dir).await;
+    let doomed = seed(store.as_ref(), "* * * * * *", "skip", at(1, 0, 0)).await;
+    let kept = seed(store.as_ref(), "* * * * * *", "skip", at(1, 0, 0)).await;
+    let history = u64::from(cronhook_scheduler::PRUNE_BATCH) * 2 + 37;
+    let node = "node-a";
+    let mut records = Vec::new();
+    for (job, count) in [(&doomed, history), (&kept, 3)] {
+        for second in 0..count {
+            let scheduled_for = at(0, 0, 0) + chrono::Duration::seconds(second as i64);
+            let execution = cronhook_store::NewExecution {
+                id: ids::new_id(ids::EXECUTION),
+                workspace_id: job.workspace_id.clone(),
+                job_id: job.id.clone(),
+                scheduled_for,
+                trigger: cronhook_core::Trigger::Schedule,
+                run_at: scheduled_for,
+                lease: Some(cronhook_store::Lease {
+                    node_id: node.into(),
+                    until: scheduled_for + chrono::Duration::seconds(60),
+                }),
+            };
+            store.insert_execution(&execution).await.expect("insert");
+            records.push(cronhook_store::AttemptRecord {
+                execution_id: execution.id,
+                node_id: node.into(),
+                attempt: cronhook_core::Attempt {
+                    number: 1,
+                    started_at: scheduled_for,
+                    duration_ms: 1,
+                    status_code: Some(200),
+                    error: None,
+                    response_headers: Default::default(),
+                    response_body: None,
+                    response_body_truncated: false,
+                    redirect_location: None,
+                    timing: Default::default(),
+                },
+                next: cronhook_store::NextStep::Finish {
+                    status: cronhook_core::ExecutionStatus::Succeeded,
+                },
+            });
+        }
+    }
+    let accepted = store.record_attempts(&records).await.expect("record");
+    assert!(accepted.iter().all(|&ok| ok));
+
+    assert!(
+        store
+            .delete_job(&doomed.workspace_id, &doomed.id)
+            .await
+            .expect("delete")
+    );
+    // Kept far longer than these executions' age: only the deleted history is pruned.
+    let policy = cronhook_store::RetentionPolicy {
+        succeeded_for: chrono::TimeDelta::days(36_500),
+        failed_for: chrono::TimeDelta::days(36_500),
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let pruned = cronhook_scheduler::prune_all(store.as_ref(), &policy, &shutdown)
+        .await
+        .expect("prune");
+    assert_eq!(pruned, history, "the whole history, in one pass");
+    assert_eq!(
+        cronhook_scheduler::prune_all(store.as_ref(), &policy, &shutdown)
+            .await
+            .expect("prune again"),
+        0
+    );
+    assert_eq!(executions(store.as_ref(), &kept).await.len(), 3);
+}

@@ -1608,4 +1608,49 @@ mod tests {
             }
         }
     }
+
+    /// Pruning by age reads `executions_finished` only up to the later cut-off: a pass that
+    /// finds nothing old enough reads nothing, instead of the whole history.
+    #[tokio::test]
+    async fn pruning_by_age_reads_the_finished_index_up_to_the_later_cut_off() {
+        let database = support::TestDatabase::create().await;
+        database.store().await;
+        let mut connection = database.connection().await;
+        connection
+            .execute(
+                "insert into workspaces (id, slug, signing_secret, created_at)
+                 values ('wsp_plan', 'plan', 'whsec_plan', now());
+                 insert into jobs (id, workspace_id, name, spec, created_at, updated_at)
+                 values ('job_plan', 'wsp_plan', 'plan', '{}', now(), now());
+                 insert into executions
+                     (id, workspace_id, job_id, scheduled_for, trigger, status, run_at,
+                      finished_at)
+                 select 'exe_' || i, 'wsp_plan', 'job_plan', to_timestamp(i), 'schedule',
+                        'succeeded', to_timestamp(i), now() - i * interval '1 second'
+                 from generate_series(1, 20000) i;
+                 analyze executions;
+                 set plan_cache_mode = force_generic_plan;",
+            )
+            .await
+            .expect("a history to plan by");
+        connection
+            .execute(sqlx::AssertSqlSafe(format!(
+                "prepare prune (timestamptz, timestamptz, bigint) as {}",
+                maintenance::PRUNE_BY_AGE
+            )))
+            .await
+            .expect("prepare");
+        let planned = plan(
+            &mut connection,
+            sqlx::query(
+                "explain execute prune(now() - interval '30 days', now() - interval '90 days', 500)",
+            ),
+        )
+        .await;
+        assert!(
+            planned.contains("Index Scan using executions_finished")
+                && planned.contains("Index Cond: (finished_at < GREATEST($1, $2))"),
+            "{planned}"
+        );
+    }
 }

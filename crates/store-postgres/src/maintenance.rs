@@ -7,6 +7,20 @@ use cronhook_store::{MaintenanceStore, PoolUsage, RetentionPolicy, StoreResult};
 use crate::convert::{db_err, ms};
 use crate::{PostgresStore, retrying};
 
+/// Finished executions past their age, oldest first (`$1` and `$2` the cut-off instants of
+/// successes and failures, `$3` the limit), from the `executions_finished` index in order, up to
+/// the later cut-off. Without that bound (the cut-off per status is no range), a batch that
+/// found fewer than its limit read the whole history: ~0.7 s for 2.6 million executions, at
+/// every pass. `skip locked` leaves rows another pruner holds to that pruner.
+pub(crate) const PRUNE_BY_AGE: &str = "delete from executions where id in (
+     select id from executions
+     where status in ('succeeded', 'failed', 'skipped', 'cancelled')
+       and finished_at < greatest($1, $2)
+       and finished_at < (case status when 'failed' then $2 else $1 end)
+     order by finished_at
+     limit $3
+     for update skip locked)";
+
 #[async_trait]
 impl MaintenanceStore for PostgresStore {
     async fn prune_executions(
@@ -21,17 +35,8 @@ impl MaintenanceStore for PostgresStore {
         let from_job = self.keep_last_cursor.start();
         let from_job = from_job.as_str();
         let (by_age, room, deleted_jobs) = retrying(move || async move {
-            // By age first: it reads the `executions_finished` index in order. `skip locked`
-            // leaves rows another pruner holds to that pruner.
-            let by_age = sqlx::query(
-                "delete from executions where id in (
-                     select id from executions
-                     where status in ('succeeded', 'failed', 'skipped', 'cancelled')
-                       and finished_at < (case status when 'failed' then $2 else $1 end)
-                     order by finished_at
-                     limit $3
-                     for update skip locked)",
-            )
+            // By age first: it reads the `executions_finished` index in order.
+            let by_age = sqlx::query(PRUNE_BY_AGE)
             .bind(succeeded_before)
             .bind(failed_before)
             .bind(batch)

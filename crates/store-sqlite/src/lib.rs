@@ -388,6 +388,26 @@ impl SqliteStore {
             .map_err(db_err)
     }
 
+    /// A read transaction in which the job `job_id` of the workspace exists; `None` when it
+    /// does not. A deleted job's history stays on disk until it is pruned (see `delete_job`),
+    /// so reads of a job's history check in the same snapshot that the job is still there.
+    async fn read_job_history(
+        &self,
+        workspace_id: &str,
+        job_id: &str,
+    ) -> StoreResult<Option<Transaction<'static, Sqlite>>> {
+        let mut tx = self.reader.begin().await.map_err(db_err)?;
+        let exists: bool = sqlx::query_scalar(
+            "select exists (select 1 from jobs where id = ? and workspace_id = ?)",
+        )
+        .bind(job_id)
+        .bind(workspace_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        Ok(exists.then_some(tx))
+    }
+
     /// The newest migration this build knows.
     fn expected_schema_version() -> i64 {
         MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
@@ -949,6 +969,60 @@ async fn cancel_unfinished(
     Ok(())
 }
 
+/// The attempts of a job's (`?1`) unfinished executions. With [`DELETE_UNFINISHED_OF_JOB`], what
+/// deleting a job removes besides its row: with foreign keys off nothing cascades, and no
+/// execution of a deleted job may be claimed, leased or recorded. Both read
+/// `executions_unfinished_by_job`, whose where clause they repeat word for word.
+const DELETE_UNFINISHED_ATTEMPTS_OF_JOB: &str = concat!(
+    "delete from attempts where execution_id in (
+         select id from executions where job_id = ?1 and ",
+    unfinished!("status"),
+    ")"
+);
+
+/// A job's (`?1`) unfinished executions; see [`DELETE_UNFINISHED_ATTEMPTS_OF_JOB`].
+const DELETE_UNFINISHED_OF_JOB: &str = concat!(
+    "delete from executions where job_id = ?1 and ",
+    unfinished!("status")
+);
+
+/// Deletes a job's row and its unfinished executions and marks its history for the pruner
+/// (`deleted_jobs`), in one transaction on `conn`, whose foreign keys the caller turned off.
+async fn delete_job_leaving_history(
+    conn: &mut sqlx::pool::PoolConnection<Sqlite>,
+    workspace_id: &str,
+    id: &str,
+) -> StoreResult<bool> {
+    let mut tx = sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE")
+        .await
+        .map_err(db_err)?;
+    let done = sqlx::query("delete from jobs where id = ? and workspace_id = ?")
+        .bind(id)
+        .bind(workspace_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    if done.rows_affected() == 0 {
+        tx.rollback().await.map_err(db_err)?;
+        return Ok(false);
+    }
+    for statement in [DELETE_UNFINISHED_ATTEMPTS_OF_JOB, DELETE_UNFINISHED_OF_JOB] {
+        sqlx::query(statement)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    }
+    sqlx::query("insert into deleted_jobs (job_id, deleted_at) values (?, ?)")
+        .bind(id)
+        .bind(ms(Utc::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(true)
+}
+
 fn execution_conflict(execution: &NewExecution) -> impl FnOnce(&str) -> String {
     move |columns| {
         if columns.ends_with(".id") {
@@ -1292,17 +1366,38 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
+    /// The job's row goes at once with its unfinished executions; the rest of its history stays
+    /// behind, out of sight, for the pruner to delete in batches (migration 0017). With
+    /// `on delete cascade` the whole history went in this one transaction and held the only
+    /// writer for seconds. SQLite cannot drop the foreign key without rebuilding the table, so
+    /// enforcement is off for this transaction: a connection setting, which SQLite ignores
+    /// inside a transaction and so is switched around it. Switching it expires the writer's
+    /// prepared statements, and each is prepared again once, when next used.
     async fn delete_job(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
-        let mut tx = self.write().await?;
-        // Executions and their attempts go with it (`on delete cascade`).
-        let done = sqlx::query("delete from jobs where id = ? and workspace_id = ?")
-            .bind(id)
-            .bind(workspace_id)
-            .execute(&mut *tx)
+        let mut conn = self.writer.acquire().await.map_err(db_err)?;
+        sqlx::query("pragma foreign_keys = off")
+            .execute(&mut *conn)
             .await
             .map_err(db_err)?;
-        commit(tx).await?;
-        Ok(done.rows_affected() > 0)
+        let deleted = delete_job_leaving_history(&mut conn, workspace_id, id).await;
+        let enforced: Result<i64, sqlx::Error> = async {
+            sqlx::query("pragma foreign_keys = on")
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query_scalar("pragma foreign_keys")
+                .fetch_one(&mut *conn)
+                .await
+        }
+        .await;
+        if !matches!(enforced, Ok(1)) {
+            // Never given back without enforcement: the pool opens a new connection instead.
+            tracing::warn!(
+                outcome = ?enforced,
+                "cannot turn foreign keys back on after deleting a job; closing the connection"
+            );
+            conn.close_on_drop();
+        }
+        deleted
     }
 
     async fn due_jobs(&self, until: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Job>> {
@@ -1520,7 +1615,8 @@ impl Store for SqliteStore {
         let Some(row) = sqlx::query(concat!(
             "select ",
             execution_columns!(),
-            " from executions where id = ? and workspace_id = ?"
+            " from executions where id = ? and workspace_id = ?
+              and exists (select 1 from jobs where jobs.id = executions.job_id)"
         ))
         .bind(id)
         .bind(workspace_id)
@@ -1570,9 +1666,14 @@ impl Store for SqliteStore {
                 .bind(after.as_str())
                 .bind(enum_text(&status)?),
         };
+        let Some(mut tx) = self.read_job_history(workspace_id, job_id).await? else {
+            return Ok(into_page(Vec::new(), page, |execution: &Execution| {
+                &execution.id
+            }));
+        };
         let rows = query
             .bind(fetch_limit(page))
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *tx)
             .await
             .map_err(db_err)?;
         let executions = rows
@@ -1592,9 +1693,10 @@ impl Store for SqliteStore {
               order by execution_id, number"
         ))
         .bind(ids)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
         let mut attempts: HashMap<String, Vec<_>> = HashMap::new();
         for row in &attempt_rows {
             let (execution_id, attempt) = attempt_from_row(row)?;
@@ -1812,7 +1914,10 @@ mod tests {
     async fn pruning_by_age_reads_only_finished_executions_in_order() {
         let (store, _dir) = fresh().await;
         let plan = plan(&store, maintenance::PRUNE_BY_AGE, 3).await;
-        assert!(plan.contains("executions_finished"), "{plan}");
+        assert!(
+            plan.contains("USING INDEX executions_finished (finished_at<?)"),
+            "up to the later cut-off: {plan}"
+        );
         assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
     }
 
@@ -1821,10 +1926,123 @@ mod tests {
         let (store, _dir) = fresh().await;
         let plan = plan(&store, maintenance::PRUNE_BEYOND_KEEP_LAST, 2).await;
         assert!(
-            plan.contains("SEARCH e USING INDEX sqlite_autoindex_executions_2 (job_id>?)"),
-            "from the cursor on: {plan}"
+            plan.contains("SEARCH jobs USING INDEX jobs_keeping_last (id>?)"),
+            "the jobs with a keep_last, from the cursor on: {plan}"
+        );
+        assert!(
+            plan.contains("SEARCH e USING INDEX sqlite_autoindex_executions_2 (job_id=?)"),
+            "then each one's executions: {plan}"
+        );
+        assert!(
+            !plan
+                .lines()
+                .any(|step| step.starts_with("SCAN") && !step.contains("subquery")),
+            "no table read whole: {plan}"
         );
         assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+    }
+
+    /// What a job's deletion deletes at once, inside the writer's transaction, reads only that
+    /// job's unfinished executions; what the pruner purges later reads the occurrence key.
+    #[tokio::test]
+    async fn deleting_a_job_reads_only_its_unfinished_executions_and_purging_its_history() {
+        let (store, _dir) = fresh().await;
+        for (sql, params, index) in [
+            (
+                DELETE_UNFINISHED_ATTEMPTS_OF_JOB,
+                1,
+                "USING INDEX executions_unfinished_by_job (job_id=?)",
+            ),
+            (
+                DELETE_UNFINISHED_OF_JOB,
+                1,
+                "USING INDEX executions_unfinished_by_job (job_id=?)",
+            ),
+            (
+                maintenance::PURGE_DELETED_JOB,
+                2,
+                "INDEX sqlite_autoindex_executions_2 (job_id=?)",
+            ),
+        ] {
+            let plan = plan(&store, sql, params).await;
+            assert!(plan.contains(index), "{sql}: {plan}");
+            assert!(!plan.contains("SCAN executions"), "{sql}: {plan}");
+        }
+    }
+
+    /// Deleting a job leaves its finished executions and their attempts on disk, out of sight,
+    /// with foreign keys enforced again on the writer afterwards; pruning deletes them in
+    /// batches and then forgets the job.
+    #[tokio::test]
+    async fn a_deleted_jobs_history_is_left_for_the_pruner() {
+        let (store, _dir) = fresh().await;
+        let count = |sql: &'static str| {
+            let writer = store.writer.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(&writer)
+                    .await
+                    .expect("count")
+            }
+        };
+        for sql in [
+            "insert into workspaces (id, slug, signing_secret, created_at) values ('w', 'w', 's', 0)",
+            "insert into jobs (id, workspace_id, name, spec, created_at, updated_at)
+             values ('doomed', 'w', 'doomed', '{}', 0, 0), ('kept', 'w', 'kept', '{}', 0, 0)",
+            "with recursive n(i) as (select 0 union all select i + 1 from n where i < 6)
+             insert into executions
+                 (id, workspace_id, job_id, scheduled_for, trigger, status, run_at)
+             select 'x' || i, 'w', 'doomed', i, 'schedule',
+                    case i when 5 then 'queued' when 6 then 'retrying' else 'succeeded' end, i
+             from n
+             union all select 'kept', 'w', 'kept', 0, 'schedule', 'succeeded', 0",
+            "insert into attempts
+                 (execution_id, number, started_at, duration_ms, response_headers,
+                  response_body_truncated, timing)
+             select id, 1, 0, 1, '{}', 0, '{}' from executions",
+        ] {
+            sqlx::query(sql).execute(&store.writer).await.expect(sql);
+        }
+
+        assert!(store.delete_job("w", "doomed").await.expect("delete"));
+        assert_eq!(pragma(&store.writer, "pragma foreign_keys").await, "1");
+        let left = "select count(*) from executions where job_id = 'doomed'";
+        assert_eq!(
+            count(left).await,
+            5,
+            "the finished ones are left, the unfinished gone"
+        );
+        assert_eq!(count("select count(*) from attempts").await, 6);
+        assert_eq!(count("select count(*) from deleted_jobs").await, 1);
+
+        let policy = cronhook_store::RetentionPolicy {
+            succeeded_for: chrono::TimeDelta::days(1),
+            failed_for: chrono::TimeDelta::days(1),
+        };
+        let prune = || {
+            cronhook_store::MaintenanceStore::prune_executions(
+                &store,
+                &policy,
+                DateTime::UNIX_EPOCH,
+                2,
+            )
+        };
+        assert_eq!(prune().await.expect("prune"), 2);
+        assert_eq!(count(left).await, 3, "in batches");
+        assert_eq!(prune().await.expect("prune"), 2);
+        assert_eq!(prune().await.expect("prune"), 1, "the last of it");
+        assert_eq!(
+            count("select count(*) from deleted_jobs").await,
+            0,
+            "then forgotten"
+        );
+        assert_eq!(count(left).await, 0);
+        assert_eq!(
+            count("select count(*) from attempts").await,
+            1,
+            "their attempts go with them, the kept job's stay"
+        );
+        assert_eq!(prune().await.expect("prune"), 0);
     }
 
     /// SQLite evaluates each partial index's where clause for every row written (twice for an

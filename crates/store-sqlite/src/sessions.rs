@@ -214,14 +214,18 @@ impl HistoryStore for SqliteStore {
         since: Option<DateTime<Utc>>,
         limit: u32,
     ) -> StoreResult<Vec<ExecutionPoint>> {
+        let Some(mut tx) = self.read_job_history(workspace_id, job_id).await? else {
+            return Ok(Vec::new());
+        };
         let rows = sqlx::query(EXECUTION_POINTS)
             .bind(job_id)
             .bind(workspace_id)
             .bind(since.map_or(i64::MIN, ms))
             .bind(i64::from(limit))
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *tx)
             .await
             .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
         rows.iter()
             .map(|row| {
                 let execution = execution_from_row(row)?;

@@ -49,6 +49,7 @@ pub async fn run_all(store: &dyn Store) {
     history_follows_the_schedule_and_pages_by_instant(store).await;
     histories_of_each_status_page_newest_first(store).await;
     delete_cascades(store).await;
+    deleted_jobs_leave_nothing_to_claim_and_their_history_is_pruned(store).await;
     signing_secret_rotation(store).await;
     api_keys_and_users(store).await;
 }
@@ -1170,9 +1171,31 @@ async fn finished_execution(
     execution.id
 }
 
+/// Prunes until a batch comes back short, with a policy that keeps every execution a job still
+/// has: what other checks' deleted jobs left behind goes, so that a check may count what it
+/// prunes. Returns how many were deleted.
+async fn prune_deleted_histories(store: &dyn Store, batch: u32) -> u64 {
+    let keep_all = crate::RetentionPolicy {
+        succeeded_for: Duration::days(36_500),
+        failed_for: Duration::days(36_500),
+    };
+    let mut total = 0;
+    loop {
+        let pruned = store
+            .prune_executions(&keep_all, distant_past(1990), batch)
+            .await
+            .expect("prune");
+        total += pruned;
+        if pruned < u64::from(batch) {
+            return total;
+        }
+    }
+}
+
 /// Pruning deletes finished executions by age (failures kept longer) and beyond a job's
 /// `keep_last`, never unfinished ones, in batches.
 pub async fn retention_prunes_by_age_status_and_keep_last(store: &dyn Store) {
+    prune_deleted_histories(store, 100).await;
     let workspace = new_workspace(store).await;
     // Instants in the distant past keep clear of the other checks' rows: pruning is global.
     let now = distant_past(1995) + Duration::days(150);
@@ -1266,6 +1289,7 @@ pub async fn retention_prunes_by_age_status_and_keep_last(store: &dyn Store) {
 /// the last batch stopped, and once a batch comes back short the next pass starts again from
 /// the first job.
 pub async fn keep_last_pruning_reaches_every_job_in_small_batches(store: &dyn Store) {
+    prune_deleted_histories(store, 100).await;
     let workspace = new_workspace(store).await;
     let now = distant_past(1998) + Duration::days(1);
     let runner = node("pruner");
@@ -2450,6 +2474,123 @@ pub async fn delete_cascades(store: &dyn Store) {
     );
     // The name is free again.
     insert_job(store, &workspace, "doomed", None).await;
+}
+
+/// A deleted job's executions are out of sight at once, whatever their status: none can be
+/// read, claimed or recorded. A store that leaves the finished ones on disk (SQLite) deletes all
+/// of them when pruning, in its batches, and no other job's.
+pub async fn deleted_jobs_leave_nothing_to_claim_and_their_history_is_pruned(store: &dyn Store) {
+    prune_deleted_histories(store, 100).await;
+    let workspace = new_workspace(store).await;
+    // Claims are global: instants of their own keep this check's executions apart.
+    let e = distant_past(2005);
+    let runner = node("deleted");
+    let doomed = insert_job(store, &workspace, "doomed", None).await;
+    let kept = insert_job(store, &workspace, "kept", None).await;
+    let mut finished = Vec::new();
+    for n in 0..5 {
+        let status = if n == 2 {
+            ExecutionStatus::Failed
+        } else {
+            ExecutionStatus::Succeeded
+        };
+        finished.push(
+            finished_execution(store, doomed.clone(), runner.clone(), e + secs(n), status).await,
+        );
+    }
+    let kept_finished = finished_execution(
+        store,
+        kept.clone(),
+        runner.clone(),
+        e,
+        ExecutionStatus::Succeeded,
+    )
+    .await;
+    let queued = insert_execution(store, &doomed, e + secs(10), None).await;
+    let running = insert_execution(
+        store,
+        &doomed,
+        e + secs(11),
+        Some(lease(&runner, e + secs(60))),
+    )
+    .await;
+    let retrying = insert_execution(
+        store,
+        &doomed,
+        e + secs(12),
+        Some(lease(&runner, e + secs(60))),
+    )
+    .await;
+    assert_eq!(
+        record(
+            store,
+            &[retry(
+                &retrying.id,
+                &runner,
+                errored(1, e + secs(12), ErrorKind::Timeout),
+                e + secs(13),
+                e + secs(60)
+            )]
+        )
+        .await,
+        [true]
+    );
+
+    assert!(
+        store
+            .delete_job(&workspace.id, &doomed.id)
+            .await
+            .expect("delete")
+    );
+    for id in finished
+        .iter()
+        .chain([&queued.id, &running.id, &retrying.id])
+    {
+        assert!(
+            !execution_exists(store, &workspace, id.clone()).await,
+            "{id} is out of sight"
+        );
+    }
+    // The queued, the retrying and the running one (its lease over) would all be claimed.
+    assert!(
+        claim_own(
+            store,
+            &workspace,
+            &node("claimer"),
+            e + secs(7200),
+            e + secs(3600),
+            100
+        )
+        .await
+        .is_empty(),
+        "a deleted job's executions are never claimed"
+    );
+    assert_eq!(
+        record(
+            store,
+            &[finish(
+                &running.id,
+                &runner,
+                answered(1, e + secs(11), 200),
+                ExecutionStatus::Succeeded
+            )]
+        )
+        .await,
+        [false],
+        "the attempt in flight when its job was deleted is refused"
+    );
+
+    let pruned = prune_deleted_histories(store, 2).await;
+    assert!(
+        pruned == 0 || pruned == 5,
+        "none left behind, or the five finished ones: {pruned}"
+    );
+    assert_eq!(prune_deleted_histories(store, 2).await, 0, "nothing left");
+    assert!(
+        execution_exists(store, &workspace, kept_finished).await,
+        "another job's history is kept"
+    );
+    delete_jobs(store, &workspace, &[&kept]).await;
 }
 
 /// Rotation makes the new secret current and keeps the old one as previous.

@@ -372,7 +372,10 @@ pub trait Store:
     /// Pauses a job on the target's behalf (a `410 Gone`); false when there was none.
     async fn pause_job(&self, workspace_id: &str, id: &str, at: DateTime<Utc>)
     -> StoreResult<bool>;
-    /// Deletes a job and its executions; false when there was none.
+    /// Deletes a job and its executions; false when there was none. From then on neither the
+    /// job nor any of its executions can be read, claimed or recorded. A store may leave its
+    /// finished executions on disk for [`MaintenanceStore::prune_executions`] to delete in
+    /// batches (SQLite does: its one writer would otherwise be held for the whole history).
     async fn delete_job(&self, workspace_id: &str, id: &str) -> StoreResult<bool>;
 
     // Scheduling.

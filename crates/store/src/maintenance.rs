@@ -73,11 +73,12 @@ pub trait MaintenanceStore: Send + Sync {
     /// Deletes up to `batch` finished executions (and their attempts) that `policy` no longer
     /// keeps at `now`: succeeded, skipped and cancelled ones finished before
     /// `now - succeeded_for`, failed ones before `now - failed_for`, and any finished execution
-    /// beyond the `keep_last` newest of its job. Unfinished executions are never deleted. Returns
-    /// how many were deleted; callers repeat until fewer than `batch` come back, so each
-    /// transaction stays short and never holds up the scheduler for long. Pruning by `keep_last`
-    /// resumes at the job the previous batch stopped at ([`KeepLastCursor`]), and a batch that
-    /// comes back short ends the pass.
+    /// beyond the `keep_last` newest of its job, and any execution a deleted job left behind
+    /// (see [`crate::Store::delete_job`]). Unfinished executions of jobs that exist are never
+    /// deleted. Returns how many were deleted; callers repeat until fewer than `batch` come
+    /// back, so each transaction stays short and never holds up the scheduler for long. Pruning
+    /// by `keep_last` resumes at the job the previous batch stopped at ([`KeepLastCursor`]), and
+    /// a batch that comes back short ends the pass.
     async fn prune_executions(
         &self,
         policy: &RetentionPolicy,
