@@ -298,6 +298,20 @@ impl Api {
         Ok(response)
     }
 
+    /// `DELETE path`, failing unless 2xx.
+    pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .delete(format!("{}{path}", self.base_url))
+            .bearer_auth(&self.key)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("DELETE {path}: {}", response.status());
+        }
+        Ok(())
+    }
+
     /// `POST path` with no body, failing unless 2xx.
     pub async fn post_empty(&self, path: &str) -> anyhow::Result<()> {
         let response = self

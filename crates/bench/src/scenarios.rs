@@ -54,6 +54,11 @@ pub struct FireArgs {
     /// `--history-executions`.
     #[arg(long, default_value_t = 0)]
     browsing_clients: usize,
+    /// Deletes the stored history's job this many seconds into the measured window (an
+    /// operator removing an old, noisy job) and reports how long the request took. Needs
+    /// `--history-executions`.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    delete_history_job_at: Option<u64>,
     /// Seconds measured, after a warm-up second.
     #[arg(long, default_value_t = 10)]
     duration: u64,
@@ -328,6 +333,9 @@ async fn run_fire(
     if args.browsing_clients > 0 && args.history_executions == 0 {
         anyhow::bail!("--browsing-clients lists a stored history: add --history-executions");
     }
+    if args.delete_history_job_at.is_some() && args.history_executions == 0 {
+        anyhow::bail!("--delete-history-job-at deletes a stored history: add --history-executions");
+    }
     let stored_started = Instant::now();
     let history_job = crate::seed::seed_executions(
         api,
@@ -372,16 +380,26 @@ async fn run_fire(
     let cpu_started = Instant::now();
     let metrics_before = api.metrics().await.context("scraping /metrics")?;
     let browsing_path = history_job.as_deref().map(failed_page_path);
-    let ((), browsed) = tokio::join!(
+    let deletion = history_job
+        .as_deref()
+        .zip(args.delete_history_job_at)
+        .map(|(job, after)| {
+            // At most an hour (the argument's range), so the conversion cannot wrap.
+            let after = chrono::Duration::seconds(after as i64);
+            (job, window_start + after)
+        });
+    let ((), browsed, deleted) = tokio::join!(
         sleep_until_wall(window_end),
         browse(
             api,
             browsing_path.as_deref(),
             args.browsing_clients,
             window_end
-        )
+        ),
+        delete_job_at(api, deletion)
     );
     let mut browsed = browsed.context("browsing the history's failures")?;
+    let history_delete_ms = deleted.context("deleting the history's job")?;
     browsed.sort_by(f64::total_cmp);
     let metrics_after = api.metrics().await.context("scraping /metrics")?;
     let samples = sampler.finish().await;
@@ -476,6 +494,13 @@ async fn run_fire(
 
     let departures_ms =
         crate::departures::first_departures_ms(&instance.database, start_s, end_s).await?;
+    // What is left on disk of a deleted history: a store may purge it in the background.
+    let history_left = match (&history_job, history_delete_ms) {
+        (Some(job), Some(_)) => crate::seed::stored_executions(&instance.database.url, job)
+            .await
+            .context("counting what is left of the deleted history")?,
+        _ => 0,
+    };
 
     let ticks = clock_ticks().max(1) as f64;
     let cpu_percent = match (samples.first, samples.last) {
@@ -506,6 +531,8 @@ async fn run_fire(
         "browsing_max_ms",
         round(browsed.last().copied().unwrap_or(0.0)),
     );
+    report.add("history_delete_ms", round(history_delete_ms.unwrap_or(0.0)));
+    report.add("history_left", history_left);
     report.add("duration_s", duration);
     report.add("expected", expected);
     report.add("delivered", delivered);
@@ -667,6 +694,20 @@ async fn browse(
     };
     let per_client = futures::future::try_join_all((0..clients).map(client)).await?;
     Ok(per_client.into_iter().flatten().collect())
+}
+
+/// Deletes the job `deletion` names at its instant; how long the request took, in ms.
+async fn delete_job_at(
+    api: &Api,
+    deletion: Option<(&str, DateTime<Utc>)>,
+) -> anyhow::Result<Option<f64>> {
+    let Some((job, at)) = deletion else {
+        return Ok(None);
+    };
+    sleep_until_wall(at).await;
+    let sent = Instant::now();
+    api.delete(&format!("/api/v1/jobs/{job}")).await?;
+    Ok(Some(sent.elapsed().as_secs_f64() * 1000.0))
 }
 
 /// Runs `count` requests made by `make`, `concurrency` at once: (requests/s, p50 ms, p99 ms).

@@ -280,11 +280,8 @@ async fn executions_sqlite(
             .context("seeding executions")?;
         tx.commit().await?;
     }
-    let stored: i64 = sqlx::query_scalar("select count(*) from executions where job_id = ?")
-        .bind(job)
-        .fetch_one(&mut connection)
-        .await?;
-    Ok(u64::try_from(stored).unwrap_or(0))
+    drop(connection);
+    stored_executions(url, job).await
 }
 
 /// PostgreSQL's select list, as [`sqlite_select`]'s (`$1` now in milliseconds, `pg_temp.at`
@@ -351,9 +348,24 @@ async fn executions_postgres(
         .execute(&mut connection)
         .await
         .context("gathering statistics of the seeded executions")?;
-    let stored: i64 = sqlx::query_scalar("select count(*) from executions where job_id = $1")
-        .bind(job)
-        .fetch_one(&mut connection)
-        .await?;
+    drop(connection);
+    stored_executions(url, job).await
+}
+
+/// How many executions of `job` the database at `url` holds, whatever became of the job.
+pub async fn stored_executions(url: &str, job: &str) -> anyhow::Result<u64> {
+    let stored: i64 = if url.starts_with("sqlite:") {
+        let mut connection = sqlx::SqliteConnection::connect(url).await?;
+        sqlx::query_scalar("select count(*) from executions where job_id = ?")
+            .bind(job)
+            .fetch_one(&mut connection)
+            .await?
+    } else {
+        let mut connection = sqlx::PgConnection::connect(url).await?;
+        sqlx::query_scalar("select count(*) from executions where job_id = $1")
+            .bind(job)
+            .fetch_one(&mut connection)
+            .await?
+    };
     Ok(u64::try_from(stored).unwrap_or(0))
 }

@@ -91,6 +91,8 @@ fn fire_runs() {
         "250",
         "--waiting-retries",
         "40",
+        "--delete-history-job-at",
+        "1",
         "--duration",
         "2",
         "--ceiling-seconds",
@@ -129,6 +131,10 @@ fn fire_runs() {
     // The seeding counts what it stored and fails the run when any is missing.
     assert_eq!(result["history_executions"], 250, "{result}");
     assert_eq!(result["waiting_retries"], 40, "{result}");
+    // The deletion fails the run unless the API accepted it. SQLite leaves the history to the
+    // pruner's next pass, minutes away.
+    assert!(result["history_delete_ms"].as_f64() > Some(0.0), "{result}");
+    assert_eq!(result["history_left"], 250, "{result}");
     // One line per measured burst, each with its jobs' lags, in arrival order.
     let text = std::fs::read_to_string(&lags).expect("the lags file is written");
     let _ = std::fs::remove_file(&lags);
@@ -167,6 +173,8 @@ fn fire_runs_on_two_postgres_nodes() {
         "120",
         "--waiting-retries",
         "30",
+        "--delete-history-job-at",
+        "1",
         "--duration",
         "2",
         "--ceiling-seconds",
@@ -189,6 +197,11 @@ fn fire_runs_on_two_postgres_nodes() {
     assert_eq!(result["database"], "postgres", "{result}");
     assert_eq!(result["history_executions"], 120, "{result}");
     assert_eq!(result["waiting_retries"], 30, "{result}");
+    assert!(result["history_delete_ms"].as_f64() > Some(0.0), "{result}");
+    assert_eq!(
+        result["history_left"], 0,
+        "PostgreSQL deletes it with the job: {result}"
+    );
 }
 
 #[test]
