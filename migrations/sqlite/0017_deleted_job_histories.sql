@@ -12,7 +12,6 @@ create table deleted_jobs (
 -- The jobs with a `keep_last`, usually none. Pruning by `keep_last` read the executions of every
 -- job to find them (~0.24 s a million executions, each batch, holding the writer), and purging a
 -- deleted job's history is a run of such batches. Queries repeat the where clause word for word.
--- Unique, as ids are: it tells SQLite that each job comes once, so reading a job's executions in
--- the occurrence key's order needs no sort.
+-- Unique, as ids are.
 create unique index jobs_keeping_last on jobs (id)
     where json_extract(spec, '$.keep_last') is not null;

@@ -350,7 +350,8 @@ impl PostgresStore {
         .map_err(db_err)?;
         sqlx::query(
             "update jobs
-             set name = $1, spec = $2, paused = $3, next_run_at = $4, updated_at = $5
+             set name = $1, spec = $2, paused = $3, next_run_at = $4, updated_at = $5,
+                 keep_last = $8
              where id = $6 and workspace_id = $7",
         )
         .bind(&job.spec.name)
@@ -360,6 +361,7 @@ impl PostgresStore {
         .bind(ms(job.updated_at))
         .bind(&job.id)
         .bind(&job.workspace_id)
+        .bind(job.spec.keep_last.map(i64::from))
         .execute(&mut *tx)
         .await
         .map_err(|err| job_conflict(err, job))?;
@@ -1092,8 +1094,9 @@ impl Store for PostgresStore {
         let spec = to_json(&self.seal_spec(job).await?)?;
         sqlx::query(
             "insert into jobs
-                (id, workspace_id, name, spec, paused, next_run_at, created_at, updated_at)
-             values ($1, $2, $3, $4, $5, $6, $7, $8)",
+                (id, workspace_id, name, spec, paused, next_run_at, created_at, updated_at,
+                 keep_last)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&job.id)
         .bind(&job.workspace_id)
@@ -1103,6 +1106,7 @@ impl Store for PostgresStore {
         .bind(opt_ms(job.next_run_at))
         .bind(ms(job.created_at))
         .bind(ms(job.updated_at))
+        .bind(job.spec.keep_last.map(i64::from))
         .execute(&self.pool)
         .await
         .map_err(|err| job_conflict(err, job))?;
@@ -1652,5 +1656,65 @@ mod tests {
                 && planned.contains("Index Cond: (finished_at < GREATEST($1, $2))"),
             "{planned}"
         );
+    }
+
+    /// Pruning by `keep_last` reads the jobs that have one from their index, and each one's
+    /// executions as two ranges of the occurrence key.
+    #[tokio::test]
+    async fn pruning_by_keep_last_reads_only_the_capped_jobs_and_ranges_of_their_history() {
+        let database = support::TestDatabase::create().await;
+        database.store().await;
+        let mut connection = database.connection().await;
+        connection
+            .execute(
+                "insert into workspaces (id, slug, signing_secret, created_at)
+                 values ('wsp_plan', 'plan', 'whsec_plan', now());
+                 insert into jobs
+                     (id, workspace_id, name, spec, created_at, updated_at, keep_last)
+                 select 'job_' || i, 'wsp_plan', 'plan' || i,
+                        case when i = 1 then '{\"keep_last\": 3}' else '{}' end, now(), now(),
+                        case when i = 1 then 3 end
+                 from generate_series(1, 2000) i;
+                 insert into executions
+                     (id, workspace_id, job_id, scheduled_for, trigger, status, run_at)
+                 select 'exe_' || i, 'wsp_plan', 'job_' || (i % 2000 + 1), to_timestamp(i),
+                        'schedule', 'succeeded', to_timestamp(i)
+                 from generate_series(1, 40000) i;
+                 analyze jobs;
+                 analyze executions;
+                 set plan_cache_mode = force_generic_plan;",
+            )
+            .await
+            .expect("jobs and a history to plan by");
+        for (name, sql, arguments, index) in [
+            (
+                "jobs",
+                maintenance::JOBS_KEEPING_LAST,
+                "'', 64",
+                "jobs_keeping_last",
+            ),
+            (
+                "beyond",
+                maintenance::PRUNE_BEYOND_KEEP_LAST,
+                "'job_1', 3, 500",
+                "executions_job_id_scheduled_for_key",
+            ),
+        ] {
+            connection
+                .execute(sqlx::AssertSqlSafe(format!("prepare {name} as {sql}")))
+                .await
+                .expect("prepare");
+            let explain = format!("explain execute {name}({arguments})");
+            let planned = plan(
+                &mut connection,
+                sqlx::query(sqlx::AssertSqlSafe(explain.as_str())),
+            )
+            .await;
+            assert!(planned.contains(index), "{name}: {planned}");
+            assert!(
+                !planned.contains("Seq Scan on jobs") && !planned.contains("Sort"),
+                "{name}: {planned}"
+            );
+        }
     }
 }

@@ -327,6 +327,16 @@ async fn nul_characters_round_trip() {
             .expect("read")
             .expect("exists");
         assert_eq!(read.attempts, [attempt]);
+
+        // Pruning reads no spec as json: `->>` refuses a spec that holds an escaped NUL, and
+        // pruning by `keep_last` failed at every pass while such a job had executions.
+        let keep_all = cronhook_store::RetentionPolicy {
+            succeeded_for: chrono::TimeDelta::days(36_500),
+            failed_for: chrono::TimeDelta::days(36_500),
+        };
+        cronhook_store::MaintenanceStore::prune_executions(&store, &keep_all, distant_past(), 100)
+            .await
+            .expect("prune beside a job whose spec holds a nul");
     })
     .await;
 }

@@ -1924,22 +1924,85 @@ mod tests {
     #[tokio::test]
     async fn pruning_by_keep_last_reads_the_occurrence_key_in_order() {
         let (store, _dir) = fresh().await;
-        let plan = plan(&store, maintenance::PRUNE_BEYOND_KEEP_LAST, 2).await;
+        let jobs = plan(&store, maintenance::JOBS_KEEPING_LAST, 2).await;
         assert!(
-            plan.contains("SEARCH jobs USING INDEX jobs_keeping_last (id>?)"),
-            "the jobs with a keep_last, from the cursor on: {plan}"
+            jobs.contains("SEARCH jobs USING INDEX jobs_keeping_last (id>?)"),
+            "the jobs with a keep_last, from the cursor on: {jobs}"
+        );
+        assert!(!jobs.contains("TEMP B-TREE"), "no sort: {jobs}");
+        let executions = plan(&store, maintenance::PRUNE_BEYOND_KEEP_LAST, 3).await;
+        assert!(
+            executions.contains(
+                "SEARCH executions USING INDEX sqlite_autoindex_executions_2 (job_id=? AND scheduled_for<?)"
+            ),
+            "the older ones, oldest first: {executions}"
         );
         assert!(
-            plan.contains("SEARCH e USING INDEX sqlite_autoindex_executions_2 (job_id=?)"),
-            "then each one's executions: {plan}"
+            executions
+                .contains("SEARCH executions USING INDEX sqlite_autoindex_executions_2 (job_id=?)"),
+            "the newest kept, newest first: {executions}"
         );
-        assert!(
-            !plan
-                .lines()
-                .any(|step| step.starts_with("SCAN") && !step.contains("subquery")),
-            "no table read whole: {plan}"
+        assert!(!executions.contains("SCAN"), "{executions}");
+        assert!(!executions.contains("TEMP B-TREE"), "no sort: {executions}");
+    }
+
+    /// Jobs with a `keep_last` are read a page at a time: a pass reaches jobs past the first
+    /// page, and a batch that fills up in a later page resumes there.
+    #[tokio::test]
+    async fn keep_last_pruning_reads_the_jobs_keeping_last_page_after_page() {
+        let (store, _dir) = fresh().await;
+        let jobs = i64::from(cronhook_store::KEEP_LAST_JOBS_PAGE) * 2 + 5;
+        for sql in [
+            "insert into workspaces (id, slug, signing_secret, created_at) values ('w', 'w', 's', 0)",
+            "with recursive n(i) as (select 1 union all select i + 1 from n where i < ?1)
+             insert into jobs (id, workspace_id, name, spec, created_at, updated_at)
+             select printf('job_%04d', i), 'w', printf('job_%04d', i), '{\"keep_last\": 1}', 0, 0
+             from n",
+            "with recursive n(i) as (select 0 union all select i + 1 from n where i < 2)
+             insert into executions
+                 (id, workspace_id, job_id, scheduled_for, trigger, status, run_at)
+             select j.id || '_' || n.i, 'w', j.id, n.i, 'schedule', 'succeeded', n.i
+             from jobs j, n",
+        ] {
+            sqlx::query(sql)
+                .bind(jobs)
+                .execute(&store.writer)
+                .await
+                .expect(sql);
+        }
+        let policy = cronhook_store::RetentionPolicy {
+            succeeded_for: chrono::TimeDelta::days(1),
+            failed_for: chrono::TimeDelta::days(1),
+        };
+        let prune = |batch| {
+            cronhook_store::MaintenanceStore::prune_executions(
+                &store,
+                &policy,
+                DateTime::UNIX_EPOCH,
+                batch,
+            )
+        };
+        let first_page = u64::from(cronhook_store::KEEP_LAST_JOBS_PAGE);
+        // Two older ones each: the first page's jobs and one of the second.
+        assert_eq!(
+            prune(2 * u32::try_from(first_page + 1).expect("a size"))
+                .await
+                .expect("prune"),
+            2 * (first_page + 1)
         );
-        assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+        let total = 2 * u64::try_from(jobs).expect("a size");
+        assert_eq!(
+            prune(u32::try_from(total).expect("a size"))
+                .await
+                .expect("prune"),
+            total - 2 * (first_page + 1),
+            "the rest, resumed where the first batch stopped"
+        );
+        let left: i64 = sqlx::query_scalar("select count(*) from executions")
+            .fetch_one(&store.writer)
+            .await
+            .expect("count");
+        assert_eq!(left, jobs, "each job keeps its newest");
     }
 
     /// What a job's deletion deletes at once, inside the writer's transaction, reads only that

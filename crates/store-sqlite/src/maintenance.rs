@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use cronhook_store::{MaintenanceStore, PoolUsage, RetentionPolicy, StoreResult};
+use cronhook_store::{KeepLastPruning, MaintenanceStore, PoolUsage, RetentionPolicy, StoreResult};
 
 use sqlx::{Sqlite, Transaction};
 
@@ -26,35 +26,36 @@ pub(crate) const PRUNE_BY_AGE: &str = concat!(
          limit ?3)"
 );
 
-/// Finished executions beyond their job's `keep_last`, newest scheduled instant kept (`?1` the
-/// limit), of the jobs from `?2` on in id order; returns each one's job. A job's rank from its
-/// newest is counted from its oldest (the partition's size less the rank from the oldest, plus
-/// one), so the occurrence key `(job_id, scheduled_for)` is read in its own order from `?2`:
-/// ranked from the newest, SQLite sorted each job's executions again. It stops at the limit, so
-/// a batch reads the jobs from the cursor ([`cronhook_store::KeepLastCursor`]) to the last one
-/// it deletes from. The jobs come first, from `jobs_keeping_last` (the `cross join` keeps them
-/// the outer loop), and only their executions are read: read from the executions' side, every
-/// batch walked the whole history of every job from the cursor on (~0.24 s a million
-/// executions, holding the writer) to find the few jobs with a `keep_last`, usually none.
-/// Partitioned by `j.id`, the order the loops produce, from an index declared unique, so that
-/// SQLite does not sort.
+/// The jobs with a `keep_last` from `?1` on, in id order, with it, at most `?2`: from
+/// `jobs_keeping_last`, whose where clause it repeats word for word. Read from the executions'
+/// side, every batch walked the whole history of every job from the cursor on (~0.24 s a
+/// million executions, holding the writer) to find the few jobs with a `keep_last`, usually
+/// none.
+pub(crate) const JOBS_KEEPING_LAST: &str = "select id, json_extract(spec, '$.keep_last')
+     from jobs indexed by jobs_keeping_last
+     where json_extract(spec, '$.keep_last') is not null and id >= ?1
+     order by id
+     limit ?2";
+
+/// Up to `?3` finished executions of the job `?1` older than its `?2` newest finished ones,
+/// oldest first; returns each one's job. Both the newest and the rest are ranges of the
+/// occurrence key, so a batch reads `?2` executions and those it deletes (see
+/// [`cronhook_store::prune_beyond_keep_last`]).
 pub(crate) const PRUNE_BEYOND_KEEP_LAST: &str = concat!(
     "delete from executions where id in (
-         select id from (
-             select e.id,
-                    count(*) over (partition by j.id)
-                        - row_number() over (partition by j.id order by e.scheduled_for)
-                        + 1 as newest,
-                    j.keep_last
-             from (select id, json_extract(spec, '$.keep_last') as keep_last
-                   from jobs indexed by jobs_keeping_last
-                   where json_extract(spec, '$.keep_last') is not null and id >= ?2) j
-                  cross join executions e on e.job_id = j.id
-             where ",
-    finished!("e.status"),
-    ")
-         where newest > keep_last
-         limit ?1)
+         select id from executions
+         where job_id = ?1 and ",
+    finished!("status"),
+    "
+           and scheduled_for < (
+               select scheduled_for from executions
+               where job_id = ?1 and ",
+    finished!("status"),
+    "
+               order by scheduled_for desc
+               limit 1 offset ?2 - 1)
+         order by scheduled_for
+         limit ?3)
      returning job_id"
 );
 
@@ -101,16 +102,12 @@ impl MaintenanceStore for SqliteStore {
             .map_err(db_err)?
             .rows_affected();
         let room = i64::from(batch).saturating_sub(i64::try_from(by_age).unwrap_or(i64::MAX));
-        let deleted_jobs: Vec<String> = if room > 0 {
-            sqlx::query_scalar(PRUNE_BEYOND_KEEP_LAST)
-                .bind(room)
-                .bind(self.keep_last_cursor.start())
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_err)?
-        } else {
-            Vec::new()
-        };
+        let deleted_jobs = cronhook_store::prune_beyond_keep_last(
+            &mut KeepLastInTransaction(&mut tx),
+            &self.keep_last_cursor.start(),
+            u64::try_from(room).unwrap_or(0),
+        )
+        .await?;
         let beyond_keep_last = deleted_jobs.len() as u64;
         let purged = purge_deleted_jobs(
             &mut tx,
@@ -156,6 +153,39 @@ impl MaintenanceStore for SqliteStore {
                 max: connections.options().get_max_connections(),
             })
             .collect()
+    }
+}
+
+/// [`cronhook_store::prune_beyond_keep_last`] inside a write transaction.
+struct KeepLastInTransaction<'a>(&'a mut Transaction<'static, Sqlite>);
+
+impl KeepLastPruning for KeepLastInTransaction<'_> {
+    async fn jobs_keeping_last(
+        &mut self,
+        from_job: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        sqlx::query_as(JOBS_KEEPING_LAST)
+            .bind(from_job)
+            .bind(i64::from(limit))
+            .fetch_all(&mut **self.0)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn prune_job(
+        &mut self,
+        job: &str,
+        keep_last: i64,
+        limit: u64,
+    ) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar(PRUNE_BEYOND_KEEP_LAST)
+            .bind(job)
+            .bind(keep_last)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&mut **self.0)
+            .await
+            .map_err(db_err)
     }
 }
 

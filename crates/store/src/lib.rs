@@ -34,7 +34,10 @@ pub mod nodes;
 pub mod spec_cache;
 
 pub use clock::DatabaseClock;
-pub use maintenance::{KeepLastCursor, MaintenanceStore, PoolUsage, RetentionPolicy};
+pub use maintenance::{
+    KEEP_LAST_JOBS_PAGE, KeepLastCursor, KeepLastPruning, MaintenanceStore, PoolUsage,
+    RetentionPolicy, prune_beyond_keep_last,
+};
 pub use nodes::{NodeInfo, NodeStore};
 pub use spec_cache::SpecCache;
 

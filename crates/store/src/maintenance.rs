@@ -54,6 +54,67 @@ impl KeepLastCursor {
     }
 }
 
+/// How many jobs with a `keep_last` [`prune_beyond_keep_last`] reads at a time.
+pub const KEEP_LAST_JOBS_PAGE: u32 = 64;
+
+/// A store's two reads and writes behind [`prune_beyond_keep_last`].
+pub trait KeepLastPruning {
+    /// Up to `limit` jobs with a `keep_last`, from the id `from_job` on (itself included), in id
+    /// order, each with its `keep_last`.
+    fn jobs_keeping_last(
+        &mut self,
+        from_job: &str,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<(String, i64)>>> + Send;
+
+    /// Deletes up to `limit` finished executions of `job` older than its `keep_last` newest
+    /// finished ones, oldest first; returns the job of each (so, `job` once per execution).
+    fn prune_job(
+        &mut self,
+        job: &str,
+        keep_last: i64,
+        limit: u64,
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+}
+
+/// Deletes up to `room` finished executions beyond their job's `keep_last`, job after job in id
+/// order from `from_job`, reading the jobs with a `keep_last` a page at a time; returns the job
+/// of each (what [`KeepLastCursor::advance`] takes). Each job costs its `keep_last` newest and
+/// what is deleted: ranking each job's whole history instead (window functions), a job whose
+/// `keep_last` was just set on 2.6 million executions took seconds a batch and held SQLite's
+/// writer meanwhile.
+pub async fn prune_beyond_keep_last(
+    store: &mut impl KeepLastPruning,
+    from_job: &str,
+    mut room: u64,
+) -> StoreResult<Vec<String>> {
+    let mut deleted_jobs = Vec::new();
+    let mut from = from_job.to_owned();
+    // A page starts at the job the previous one ended with, which is done.
+    let mut done: Option<String> = None;
+    while room > 0 {
+        let page = store.jobs_keeping_last(&from, KEEP_LAST_JOBS_PAGE).await?;
+        let full = page.len() == KEEP_LAST_JOBS_PAGE as usize;
+        for (job, keep_last) in page {
+            if done.as_ref() == Some(&job) {
+                continue;
+            }
+            let deleted = store.prune_job(&job, keep_last, room).await?;
+            room = room.saturating_sub(deleted.len() as u64);
+            deleted_jobs.extend(deleted);
+            if room == 0 {
+                break;
+            }
+            from = job;
+        }
+        if !full {
+            break;
+        }
+        done = Some(from.clone());
+    }
+    Ok(deleted_jobs)
+}
+
 /// How busy one of the store's connection pools is, for the pool gauges of `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolUsage {
