@@ -298,6 +298,22 @@ impl Api {
         Ok(response)
     }
 
+    /// `PATCH path` with a JSON merge patch, failing unless 2xx.
+    pub async fn patch(&self, path: &str, patch: &Value) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .patch(format!("{}{path}", self.base_url))
+            .bearer_auth(&self.key)
+            .header("content-type", "application/merge-patch+json")
+            .body(patch.to_string())
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("PATCH {path}: {}", response.status());
+        }
+        Ok(())
+    }
+
     /// `DELETE path`, failing unless 2xx.
     pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
         let response = self

@@ -59,6 +59,11 @@ pub struct FireArgs {
     /// `--history-executions`.
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=3600))]
     delete_history_job_at: Option<u64>,
+    /// Sets the stored history's job's `keep_last` to [`KEEP_LAST`] this many seconds into the
+    /// measured window (an operator capping a noisy job's history), for the pruner to apply,
+    /// and reports how long the request took. Needs `--history-executions`.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=3600), conflicts_with = "delete_history_job_at")]
+    keep_last_history_at: Option<u64>,
     /// Seconds measured, after a warm-up second.
     #[arg(long, default_value_t = 10)]
     duration: u64,
@@ -333,8 +338,15 @@ async fn run_fire(
     if args.browsing_clients > 0 && args.history_executions == 0 {
         anyhow::bail!("--browsing-clients lists a stored history: add --history-executions");
     }
-    if args.delete_history_job_at.is_some() && args.history_executions == 0 {
-        anyhow::bail!("--delete-history-job-at deletes a stored history: add --history-executions");
+    let history_change = match (args.delete_history_job_at, args.keep_last_history_at) {
+        (Some(after), _) => Some((HistoryChange::Delete, after)),
+        (None, Some(after)) => Some((HistoryChange::KeepLast, after)),
+        (None, None) => None,
+    };
+    if history_change.is_some() && args.history_executions == 0 {
+        anyhow::bail!(
+            "--delete-history-job-at and --keep-last-history-at change a stored history: add --history-executions"
+        );
     }
     let stored_started = Instant::now();
     let history_job = crate::seed::seed_executions(
@@ -380,15 +392,15 @@ async fn run_fire(
     let cpu_started = Instant::now();
     let metrics_before = api.metrics().await.context("scraping /metrics")?;
     let browsing_path = history_job.as_deref().map(failed_page_path);
-    let deletion = history_job
+    let change = history_job
         .as_deref()
-        .zip(args.delete_history_job_at)
-        .map(|(job, after)| {
+        .zip(history_change)
+        .map(|(job, (change, after))| {
             // At most an hour (the argument's range), so the conversion cannot wrap.
             let after = chrono::Duration::seconds(after as i64);
-            (job, window_start + after)
+            (job, change, window_start + after)
         });
-    let ((), browsed, deleted) = tokio::join!(
+    let ((), browsed, changed) = tokio::join!(
         sleep_until_wall(window_end),
         browse(
             api,
@@ -396,10 +408,10 @@ async fn run_fire(
             args.browsing_clients,
             window_end
         ),
-        delete_job_at(api, deletion)
+        change_history_at(api, change)
     );
     let mut browsed = browsed.context("browsing the history's failures")?;
-    let history_delete_ms = deleted.context("deleting the history's job")?;
+    let history_change_ms = changed.context("changing the history's job")?;
     browsed.sort_by(f64::total_cmp);
     let metrics_after = api.metrics().await.context("scraping /metrics")?;
     let samples = sampler.finish().await;
@@ -494,11 +506,11 @@ async fn run_fire(
 
     let departures_ms =
         crate::departures::first_departures_ms(&instance.database, start_s, end_s).await?;
-    // What is left on disk of a deleted history: a store may purge it in the background.
-    let history_left = match (&history_job, history_delete_ms) {
+    // What is left on disk of a changed history: the pruner deletes it in the background.
+    let history_left = match (&history_job, history_change_ms) {
         (Some(job), Some(_)) => crate::seed::stored_executions(&instance.database.url, job)
             .await
-            .context("counting what is left of the deleted history")?,
+            .context("counting what is left of the changed history")?,
         _ => 0,
     };
 
@@ -531,7 +543,11 @@ async fn run_fire(
         "browsing_max_ms",
         round(browsed.last().copied().unwrap_or(0.0)),
     );
-    report.add("history_delete_ms", round(history_delete_ms.unwrap_or(0.0)));
+    report.add(
+        "history_change",
+        history_change.map_or("none", |(change, _)| change.name()),
+    );
+    report.add("history_change_ms", round(history_change_ms.unwrap_or(0.0)));
     report.add("history_left", history_left);
     report.add("duration_s", duration);
     report.add("expected", expected);
@@ -696,17 +712,42 @@ async fn browse(
     Ok(per_client.into_iter().flatten().collect())
 }
 
-/// Deletes the job `deletion` names at its instant; how long the request took, in ms.
-async fn delete_job_at(
+/// The `keep_last` `--keep-last-history-at` sets.
+const KEEP_LAST: u32 = 1_000;
+
+/// What `fire` does to the stored history's job mid-window.
+#[derive(Debug, Clone, Copy)]
+enum HistoryChange {
+    /// `DELETE` the job.
+    Delete,
+    /// Set its `keep_last` to [`KEEP_LAST`].
+    KeepLast,
+}
+
+impl HistoryChange {
+    fn name(self) -> &'static str {
+        match self {
+            HistoryChange::Delete => "delete",
+            HistoryChange::KeepLast => "keep_last",
+        }
+    }
+}
+
+/// Makes the change `change` names to its job at its instant; how long the request took, in ms.
+async fn change_history_at(
     api: &Api,
-    deletion: Option<(&str, DateTime<Utc>)>,
+    change: Option<(&str, HistoryChange, DateTime<Utc>)>,
 ) -> anyhow::Result<Option<f64>> {
-    let Some((job, at)) = deletion else {
+    let Some((job, change, at)) = change else {
         return Ok(None);
     };
     sleep_until_wall(at).await;
+    let path = format!("/api/v1/jobs/{job}");
     let sent = Instant::now();
-    api.delete(&format!("/api/v1/jobs/{job}")).await?;
+    match change {
+        HistoryChange::Delete => api.delete(&path).await?,
+        HistoryChange::KeepLast => api.patch(&path, &json!({"keep_last": KEEP_LAST})).await?,
+    }
     Ok(Some(sent.elapsed().as_secs_f64() * 1000.0))
 }
 

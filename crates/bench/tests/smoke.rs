@@ -133,7 +133,8 @@ fn fire_runs() {
     assert_eq!(result["waiting_retries"], 40, "{result}");
     // The deletion fails the run unless the API accepted it. SQLite leaves the history to the
     // pruner's next pass, minutes away.
-    assert!(result["history_delete_ms"].as_f64() > Some(0.0), "{result}");
+    assert_eq!(result["history_change"], "delete", "{result}");
+    assert!(result["history_change_ms"].as_f64() > Some(0.0), "{result}");
     assert_eq!(result["history_left"], 250, "{result}");
     // One line per measured burst, each with its jobs' lags, in arrival order.
     let text = std::fs::read_to_string(&lags).expect("the lags file is written");
@@ -173,7 +174,7 @@ fn fire_runs_on_two_postgres_nodes() {
         "120",
         "--waiting-retries",
         "30",
-        "--delete-history-job-at",
+        "--keep-last-history-at",
         "1",
         "--duration",
         "2",
@@ -197,11 +198,10 @@ fn fire_runs_on_two_postgres_nodes() {
     assert_eq!(result["database"], "postgres", "{result}");
     assert_eq!(result["history_executions"], 120, "{result}");
     assert_eq!(result["waiting_retries"], 30, "{result}");
-    assert!(result["history_delete_ms"].as_f64() > Some(0.0), "{result}");
-    assert_eq!(
-        result["history_left"], 0,
-        "PostgreSQL deletes it with the job: {result}"
-    );
+    // The job's `keep_last` (1 000) is above its 120 executions: the pruner keeps them all.
+    assert_eq!(result["history_change"], "keep_last", "{result}");
+    assert!(result["history_change_ms"].as_f64() > Some(0.0), "{result}");
+    assert_eq!(result["history_left"], 120, "{result}");
 }
 
 #[test]
