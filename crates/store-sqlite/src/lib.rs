@@ -986,6 +986,52 @@ const DELETE_UNFINISHED_OF_JOB: &str = concat!(
     unfinished!("status")
 );
 
+/// The writer connection while its foreign keys may be off: closed rather than given back to
+/// the pool unless [`ForeignKeysOff::restore`] turned them on again, so that a deletion
+/// cancelled halfway (its request dropped) or failing cannot leave the writer without them.
+struct ForeignKeysOff {
+    conn: sqlx::pool::PoolConnection<Sqlite>,
+    restored: bool,
+}
+
+impl ForeignKeysOff {
+    fn new(conn: sqlx::pool::PoolConnection<Sqlite>) -> ForeignKeysOff {
+        ForeignKeysOff {
+            conn,
+            restored: false,
+        }
+    }
+
+    /// Turns foreign keys on again, so that the connection goes back to the pool; when that
+    /// fails, it is closed and the pool opens a new one when next needed.
+    async fn restore(mut self) {
+        let enforced: Result<i64, sqlx::Error> = async {
+            sqlx::query("pragma foreign_keys = on")
+                .execute(&mut *self.conn)
+                .await?;
+            sqlx::query_scalar("pragma foreign_keys")
+                .fetch_one(&mut *self.conn)
+                .await
+        }
+        .await;
+        self.restored = matches!(enforced, Ok(1));
+        if !self.restored {
+            tracing::warn!(
+                outcome = ?enforced,
+                "cannot turn foreign keys back on after deleting a job; closing the connection"
+            );
+        }
+    }
+}
+
+impl Drop for ForeignKeysOff {
+    fn drop(&mut self) {
+        if !self.restored {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
 /// Deletes a job's row and its unfinished executions and marks its history for the pruner
 /// (`deleted_jobs`), in one transaction on `conn`, whose foreign keys the caller turned off.
 async fn delete_job_leaving_history(
@@ -1374,29 +1420,13 @@ impl Store for SqliteStore {
     /// inside a transaction and so is switched around it. Switching it expires the writer's
     /// prepared statements, and each is prepared again once, when next used.
     async fn delete_job(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
-        let mut conn = self.writer.acquire().await.map_err(db_err)?;
+        let mut off = ForeignKeysOff::new(self.writer.acquire().await.map_err(db_err)?);
         sqlx::query("pragma foreign_keys = off")
-            .execute(&mut *conn)
+            .execute(&mut *off.conn)
             .await
             .map_err(db_err)?;
-        let deleted = delete_job_leaving_history(&mut conn, workspace_id, id).await;
-        let enforced: Result<i64, sqlx::Error> = async {
-            sqlx::query("pragma foreign_keys = on")
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query_scalar("pragma foreign_keys")
-                .fetch_one(&mut *conn)
-                .await
-        }
-        .await;
-        if !matches!(enforced, Ok(1)) {
-            // Never given back without enforcement: the pool opens a new connection instead.
-            tracing::warn!(
-                outcome = ?enforced,
-                "cannot turn foreign keys back on after deleting a job; closing the connection"
-            );
-            conn.close_on_drop();
-        }
+        let deleted = delete_job_leaving_history(&mut off.conn, workspace_id, id).await;
+        off.restore().await;
         deleted
     }
 
@@ -2031,6 +2061,20 @@ mod tests {
             assert!(plan.contains(index), "{sql}: {plan}");
             assert!(!plan.contains("SCAN executions"), "{sql}: {plan}");
         }
+    }
+
+    /// A deletion dropped while foreign keys are off (its request gone) does not give the
+    /// writer back without them: the pool opens a new connection.
+    #[tokio::test]
+    async fn a_writer_left_without_foreign_keys_is_closed_not_reused() {
+        let (store, _dir) = fresh().await;
+        let mut off = ForeignKeysOff::new(store.writer.acquire().await.expect("acquire"));
+        sqlx::query("pragma foreign_keys = off")
+            .execute(&mut *off.conn)
+            .await
+            .expect("off");
+        drop(off);
+        assert_eq!(pragma(&store.writer, "pragma foreign_keys").await, "1");
     }
 
     /// Deleting a job leaves its finished executions and their attempts on disk, out of sight,
