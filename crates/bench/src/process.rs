@@ -257,7 +257,7 @@ impl Api {
     pub async fn create_job(&self, job: &Value) -> anyhow::Result<String> {
         let response = self
             .http
-            .post(format!("{}/api/v1/jobs", self.base_url))
+            .post(self.url("/api/v1/jobs"))
             .bearer_auth(&self.key)
             .json(job)
             .send()
@@ -285,61 +285,50 @@ impl Api {
 
     /// `GET path`, failing unless 2xx.
     async fn get_success(&self, path: &str) -> anyhow::Result<reqwest::Response> {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base_url))
-            .bearer_auth(&self.key)
-            .send()
-            .await?;
-        let status = response.status();
-        if !status.is_success() {
-            bail!("GET {path}: {status}");
-        }
-        Ok(response)
+        self.send(self.http.get(self.url(path)), "GET", path).await
     }
 
     /// `PATCH path` with a JSON merge patch, failing unless 2xx.
     pub async fn patch(&self, path: &str, patch: &Value) -> anyhow::Result<()> {
-        let response = self
+        let request = self
             .http
-            .patch(format!("{}{path}", self.base_url))
-            .bearer_auth(&self.key)
+            .patch(self.url(path))
             .header("content-type", "application/merge-patch+json")
-            .body(patch.to_string())
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            bail!("PATCH {path}: {}", response.status());
-        }
-        Ok(())
+            .body(patch.to_string());
+        self.send(request, "PATCH", path).await.map(drop)
     }
 
     /// `DELETE path`, failing unless 2xx.
     pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
-        let response = self
-            .http
-            .delete(format!("{}{path}", self.base_url))
-            .bearer_auth(&self.key)
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            bail!("DELETE {path}: {}", response.status());
-        }
-        Ok(())
+        self.send(self.http.delete(self.url(path)), "DELETE", path)
+            .await
+            .map(drop)
     }
 
     /// `POST path` with no body, failing unless 2xx.
     pub async fn post_empty(&self, path: &str) -> anyhow::Result<()> {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base_url))
-            .bearer_auth(&self.key)
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            bail!("POST {path}: {}", response.status());
+        self.send(self.http.post(self.url(path)), "POST", path)
+            .await
+            .map(drop)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Sends `request` with the key, failing unless 2xx; `method` and `path` name it in the error.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        method: &str,
+        path: &str,
+    ) -> anyhow::Result<reqwest::Response> {
+        let response = request.bearer_auth(&self.key).send().await?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("{method} {path}: {status}");
         }
-        Ok(())
+        Ok(response)
     }
 }
 

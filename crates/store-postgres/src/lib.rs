@@ -1511,6 +1511,55 @@ mod tests {
             .join("\n")
     }
 
+    /// A fresh database holding a workspace `wsp_plan` and what `rows` inserts, analyzed, on a
+    /// connection whose prepared statements keep their generic plan: the one a statement ends
+    /// up with, planned with no value known.
+    async fn generic_plans(rows: &str) -> (support::TestDatabase, PgConnection) {
+        let database = support::TestDatabase::create().await;
+        database.store().await;
+        let mut connection = database.connection().await;
+        connection
+            .execute(sqlx::AssertSqlSafe(format!(
+                "insert into workspaces (id, slug, signing_secret, created_at)
+                 values ('wsp_plan', 'plan', 'whsec_plan', now());
+                 {rows}
+                 analyze jobs;
+                 analyze executions;
+                 set plan_cache_mode = force_generic_plan;"
+            )))
+            .await
+            .expect("rows to plan by");
+        (database, connection)
+    }
+
+    /// The plan `sql`, prepared with the parameter types `types` (`""` to infer them), keeps
+    /// when run with `arguments` (SQL text). `explain` of a statement with bound values plans
+    /// for those values; a prepared statement's `explain execute` shows the plan it keeps.
+    async fn generic_plan(
+        connection: &mut PgConnection,
+        types: &str,
+        sql: &str,
+        arguments: &str,
+    ) -> String {
+        connection
+            .execute(sqlx::AssertSqlSafe(format!(
+                "prepare planned {types} as {sql}"
+            )))
+            .await
+            .expect("prepare");
+        let explain = format!("explain execute planned({arguments})");
+        let planned = plan(
+            connection,
+            sqlx::query(sqlx::AssertSqlSafe(explain.as_str())),
+        )
+        .await;
+        connection
+            .execute("deallocate planned")
+            .await
+            .expect("deallocate");
+        planned
+    }
+
     /// Claims (every second) and lease renewals (every third of a lease), on every node, read
     /// the claimable executions up to an instant, not every retry still backing off. Sequential
     /// scans are ruled out so that an empty table still shows whether the index bounds them.
@@ -1549,25 +1598,16 @@ mod tests {
     /// 20 000 succeeded executions and statistics to plan by.
     #[tokio::test]
     async fn histories_of_rare_statuses_read_their_partial_indexes() {
-        let database = support::TestDatabase::create().await;
-        database.store().await;
-        let mut connection = database.connection().await;
-        connection
-            .execute(
-                "insert into workspaces (id, slug, signing_secret, created_at)
-                 values ('wsp_plan', 'plan', 'whsec_plan', now());
-                 insert into jobs (id, workspace_id, name, spec, created_at, updated_at)
-                 values ('job_plan', 'wsp_plan', 'plan', '{}', now(), now());
-                 insert into executions
-                     (id, workspace_id, job_id, scheduled_for, trigger, status, run_at)
-                 select 'exe_' || i, 'wsp_plan', 'job_plan', to_timestamp(i), 'schedule',
-                        case when i % 5000 = 0 then 'failed' else 'succeeded' end, to_timestamp(i)
-                 from generate_series(1, 20000) i;
-                 analyze executions;
-                 set plan_cache_mode = force_generic_plan;",
-            )
-            .await
-            .expect("a history to plan by");
+        let (_database, mut connection) = generic_plans(
+            "insert into jobs (id, workspace_id, name, spec, created_at, updated_at)
+             values ('job_plan', 'wsp_plan', 'plan', '{}', now(), now());
+             insert into executions
+                 (id, workspace_id, job_id, scheduled_for, trigger, status, run_at)
+             select 'exe_' || i, 'wsp_plan', 'job_plan', to_timestamp(i), 'schedule',
+                    case when i % 5000 = 0 then 'failed' else 'succeeded' end, to_timestamp(i)
+             from generate_series(1, 20000) i;",
+        )
+        .await;
         let expected = [
             (ExecutionStatus::Failed, "executions_unsuccessful_by_job"),
             (ExecutionStatus::Skipped, "executions_unsuccessful_by_job"),
@@ -1578,31 +1618,19 @@ mod tests {
         ];
         for (status, index) in expected {
             for after_cursor in [false, true] {
-                // `explain` of a statement with bound values plans for those values; a
-                // prepared statement's `explain execute` shows the plan it keeps.
-                connection
-                    .execute(sqlx::AssertSqlSafe(format!(
-                        "prepare history as {}",
-                        HISTORY_BY_STATUS.statement(status, after_cursor)
-                    )))
-                    .await
-                    .expect("prepare");
                 let status_text = enum_text(&status).expect("a status");
                 let arguments = if after_cursor {
                     format!("'job_plan', 'wsp_plan', 50, 'exe_10000', '{status_text}'")
                 } else {
                     format!("'job_plan', 'wsp_plan', 50, '{status_text}'")
                 };
-                let explain = format!("explain execute history({arguments})");
-                let planned = plan(
+                let planned = generic_plan(
                     &mut connection,
-                    sqlx::query(sqlx::AssertSqlSafe(explain.as_str())),
+                    "",
+                    HISTORY_BY_STATUS.statement(status, after_cursor),
+                    &arguments,
                 )
                 .await;
-                connection
-                    .execute("deallocate history")
-                    .await
-                    .expect("deallocate");
                 assert!(planned.contains(index), "{status:?}: {planned}");
                 assert!(!planned.contains("Seq Scan"), "{status:?}: {planned}");
                 assert!(
@@ -1617,38 +1645,21 @@ mod tests {
     /// finds nothing old enough reads nothing, instead of the whole history.
     #[tokio::test]
     async fn pruning_by_age_reads_the_finished_index_up_to_the_later_cut_off() {
-        let database = support::TestDatabase::create().await;
-        database.store().await;
-        let mut connection = database.connection().await;
-        connection
-            .execute(
-                "insert into workspaces (id, slug, signing_secret, created_at)
-                 values ('wsp_plan', 'plan', 'whsec_plan', now());
-                 insert into jobs (id, workspace_id, name, spec, created_at, updated_at)
-                 values ('job_plan', 'wsp_plan', 'plan', '{}', now(), now());
-                 insert into executions
-                     (id, workspace_id, job_id, scheduled_for, trigger, status, run_at,
-                      finished_at)
-                 select 'exe_' || i, 'wsp_plan', 'job_plan', to_timestamp(i), 'schedule',
-                        'succeeded', to_timestamp(i), now() - i * interval '1 second'
-                 from generate_series(1, 20000) i;
-                 analyze executions;
-                 set plan_cache_mode = force_generic_plan;",
-            )
-            .await
-            .expect("a history to plan by");
-        connection
-            .execute(sqlx::AssertSqlSafe(format!(
-                "prepare prune (timestamptz, timestamptz, bigint) as {}",
-                maintenance::PRUNE_BY_AGE
-            )))
-            .await
-            .expect("prepare");
-        let planned = plan(
+        let (_database, mut connection) = generic_plans(
+            "insert into jobs (id, workspace_id, name, spec, created_at, updated_at)
+             values ('job_plan', 'wsp_plan', 'plan', '{}', now(), now());
+             insert into executions
+                 (id, workspace_id, job_id, scheduled_for, trigger, status, run_at, finished_at)
+             select 'exe_' || i, 'wsp_plan', 'job_plan', to_timestamp(i), 'schedule',
+                    'succeeded', to_timestamp(i), now() - i * interval '1 second'
+             from generate_series(1, 20000) i;",
+        )
+        .await;
+        let planned = generic_plan(
             &mut connection,
-            sqlx::query(
-                "explain execute prune(now() - interval '30 days', now() - interval '90 days', 500)",
-            ),
+            "(timestamptz, timestamptz, bigint)",
+            maintenance::PRUNE_BY_AGE,
+            "now() - interval '30 days', now() - interval '90 days', 500",
         )
         .await;
         assert!(
@@ -1662,58 +1673,37 @@ mod tests {
     /// executions as two ranges of the occurrence key.
     #[tokio::test]
     async fn pruning_by_keep_last_reads_only_the_capped_jobs_and_ranges_of_their_history() {
-        let database = support::TestDatabase::create().await;
-        database.store().await;
-        let mut connection = database.connection().await;
-        connection
-            .execute(
-                "insert into workspaces (id, slug, signing_secret, created_at)
-                 values ('wsp_plan', 'plan', 'whsec_plan', now());
-                 insert into jobs
-                     (id, workspace_id, name, spec, created_at, updated_at, keep_last)
-                 select 'job_' || i, 'wsp_plan', 'plan' || i,
-                        case when i = 1 then '{\"keep_last\": 3}' else '{}' end, now(), now(),
-                        case when i = 1 then 3 end
-                 from generate_series(1, 2000) i;
-                 insert into executions
-                     (id, workspace_id, job_id, scheduled_for, trigger, status, run_at)
-                 select 'exe_' || i, 'wsp_plan', 'job_' || (i % 2000 + 1), to_timestamp(i),
-                        'schedule', 'succeeded', to_timestamp(i)
-                 from generate_series(1, 40000) i;
-                 analyze jobs;
-                 analyze executions;
-                 set plan_cache_mode = force_generic_plan;",
-            )
-            .await
-            .expect("jobs and a history to plan by");
-        for (name, sql, arguments, index) in [
+        let (_database, mut connection) = generic_plans(
+            "insert into jobs
+                 (id, workspace_id, name, spec, created_at, updated_at, keep_last)
+             select 'job_' || i, 'wsp_plan', 'plan' || i,
+                    case when i = 1 then '{\"keep_last\": 3}' else '{}' end, now(), now(),
+                    case when i = 1 then 3 end
+             from generate_series(1, 2000) i;
+             insert into executions
+                 (id, workspace_id, job_id, scheduled_for, trigger, status, run_at)
+             select 'exe_' || i, 'wsp_plan', 'job_' || (i % 2000 + 1), to_timestamp(i),
+                    'schedule', 'succeeded', to_timestamp(i)
+             from generate_series(1, 40000) i;",
+        )
+        .await;
+        for (sql, arguments, index) in [
             (
-                "jobs",
                 maintenance::JOBS_KEEPING_LAST,
                 "'', 64",
                 "jobs_keeping_last",
             ),
             (
-                "beyond",
                 maintenance::PRUNE_BEYOND_KEEP_LAST,
                 "'job_1', 3, 500",
                 "executions_job_id_scheduled_for_key",
             ),
         ] {
-            connection
-                .execute(sqlx::AssertSqlSafe(format!("prepare {name} as {sql}")))
-                .await
-                .expect("prepare");
-            let explain = format!("explain execute {name}({arguments})");
-            let planned = plan(
-                &mut connection,
-                sqlx::query(sqlx::AssertSqlSafe(explain.as_str())),
-            )
-            .await;
-            assert!(planned.contains(index), "{name}: {planned}");
+            let planned = generic_plan(&mut connection, "", sql, arguments).await;
+            assert!(planned.contains(index), "{sql}: {planned}");
             assert!(
                 !planned.contains("Seq Scan on jobs") && !planned.contains("Sort"),
-                "{name}: {planned}"
+                "{sql}: {planned}"
             );
         }
     }
