@@ -995,11 +995,17 @@ struct ForeignKeysOff {
 }
 
 impl ForeignKeysOff {
-    fn new(conn: sqlx::pool::PoolConnection<Sqlite>) -> ForeignKeysOff {
-        ForeignKeysOff {
+    /// Turns foreign keys off on `conn`; from here on it is closed unless restored.
+    async fn turn_off(conn: sqlx::pool::PoolConnection<Sqlite>) -> StoreResult<ForeignKeysOff> {
+        let mut off = ForeignKeysOff {
             conn,
             restored: false,
-        }
+        };
+        sqlx::query("pragma foreign_keys = off")
+            .execute(&mut *off.conn)
+            .await
+            .map_err(db_err)?;
+        Ok(off)
     }
 
     /// Turns foreign keys on again, so that the connection goes back to the pool; when that
@@ -1420,11 +1426,8 @@ impl Store for SqliteStore {
     /// inside a transaction and so is switched around it. Switching it expires the writer's
     /// prepared statements, and each is prepared again once, when next used.
     async fn delete_job(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
-        let mut off = ForeignKeysOff::new(self.writer.acquire().await.map_err(db_err)?);
-        sqlx::query("pragma foreign_keys = off")
-            .execute(&mut *off.conn)
-            .await
-            .map_err(db_err)?;
+        let mut off =
+            ForeignKeysOff::turn_off(self.writer.acquire().await.map_err(db_err)?).await?;
         let deleted = delete_job_leaving_history(&mut off.conn, workspace_id, id).await;
         off.restore().await;
         deleted
@@ -2068,9 +2071,7 @@ mod tests {
     #[tokio::test]
     async fn a_writer_left_without_foreign_keys_is_closed_not_reused() {
         let (store, _dir) = fresh().await;
-        let mut off = ForeignKeysOff::new(store.writer.acquire().await.expect("acquire"));
-        sqlx::query("pragma foreign_keys = off")
-            .execute(&mut *off.conn)
+        let off = ForeignKeysOff::turn_off(store.writer.acquire().await.expect("acquire"))
             .await
             .expect("off");
         drop(off);

@@ -101,24 +101,17 @@ impl MaintenanceStore for SqliteStore {
             .await
             .map_err(db_err)?
             .rows_affected();
-        let room = i64::from(batch).saturating_sub(i64::try_from(by_age).unwrap_or(i64::MAX));
+        let room = u64::from(batch).saturating_sub(by_age);
         let deleted_jobs = cronhook_store::prune_beyond_keep_last(
             &mut KeepLastInTransaction(&mut tx),
             &self.keep_last_cursor.start(),
-            u64::try_from(room).unwrap_or(0),
+            room,
         )
         .await?;
         let beyond_keep_last = deleted_jobs.len() as u64;
-        let purged = purge_deleted_jobs(
-            &mut tx,
-            u64::try_from(room)
-                .unwrap_or(0)
-                .saturating_sub(beyond_keep_last),
-        )
-        .await?;
+        let purged = purge_deleted_jobs(&mut tx, room.saturating_sub(beyond_keep_last)).await?;
         commit(tx).await?;
-        self.keep_last_cursor
-            .advance(u64::try_from(room).unwrap_or(0), &deleted_jobs);
+        self.keep_last_cursor.advance(room, &deleted_jobs);
         Ok(by_age + beyond_keep_last + purged)
     }
 
