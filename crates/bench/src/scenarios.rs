@@ -49,6 +49,11 @@ pub struct FireArgs {
     /// the backlog of a target that was down for a while.
     #[arg(long, default_value_t = 0)]
     waiting_retries: u64,
+    /// Seconds of history each firing job already has when the window starts (seeded in bulk,
+    /// one finished execution a second): a deployment whose jobs have fired for a while, whose
+    /// every job's history index takes each new execution on a page of its own.
+    #[arg(long, default_value_t = 0)]
+    history_per_job: u64,
     /// Clients listing the stored history's failed executions, one request after another,
     /// through the measured window: operators browsing failures while jobs fire. Needs
     /// `--history-executions`.
@@ -367,6 +372,8 @@ async fn run_fire(
     .context("seeding the waiting retries")?;
     let stored_seconds = stored_started.elapsed().as_secs_f64();
 
+    // The firing jobs' seeded history ends a second before the first of them can fire.
+    let firing_history_before_ms = (Utc::now().timestamp() - 1) * 1000;
     let ids: Vec<anyhow::Result<String>> = futures::stream::iter(0..args.jobs)
         .map(|index| {
             let job = json!({
@@ -380,10 +387,23 @@ async fn run_fire(
         .collect()
         .await;
     let ids = ids.into_iter().collect::<anyhow::Result<Vec<String>>>()?;
+    let firing_history_started = Instant::now();
+    let firing_history = crate::seed::seed_firing_history(
+        &instance.database,
+        &ids,
+        args.history_per_job,
+        firing_history_before_ms,
+    )
+    .await
+    .context("seeding the firing jobs' history")?;
+    let firing_history_seconds = firing_history_started.elapsed().as_secs_f64();
 
-    // At least one whole warm-up second, then whole seconds measured.
+    // At least one whole warm-up second, then whole seconds measured; after seeding a history
+    // two more, for the scheduler to catch up with what it shed meanwhile.
+    let warm_up = if args.history_per_job > 0 { 4 } else { 2 };
     let now = Utc::now();
-    let window_start = DateTime::<Utc>::from_timestamp(now.timestamp() + 2, 0).context("time")?;
+    let window_start =
+        DateTime::<Utc>::from_timestamp(now.timestamp() + warm_up, 0).context("time")?;
     let duration = args.duration.max(1);
     let window_end = window_start + chrono::Duration::seconds(i64::try_from(duration)?);
     sleep_until_wall(window_start).await;
@@ -535,6 +555,9 @@ async fn run_fire(
     report.add("idle_seed_s", round(seed_seconds));
     report.add("history_executions", args.history_executions);
     report.add("waiting_retries", args.waiting_retries);
+    report.add("history_per_job", args.history_per_job);
+    report.add("history_per_job_executions", firing_history);
+    report.add("history_per_job_seed_s", round(firing_history_seconds));
     report.add("executions_seed_s", round(stored_seconds));
     report.add("browsing_clients", args.browsing_clients);
     report.add("browsing_requests", browsed.len());

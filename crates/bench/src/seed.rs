@@ -369,3 +369,111 @@ pub async fn stored_executions(url: &str, job: &str) -> anyhow::Result<u64> {
     };
     Ok(u64::try_from(stored).unwrap_or(0))
 }
+
+/// Rows per statement when seeding the firing jobs' history.
+const FIRING_HISTORY_CHUNK: u64 = 100_000;
+
+/// Added to the row number in the ids of the firing jobs' history (see [`Stored::id_offset`]).
+const FIRING_HISTORY_ID_OFFSET: i64 = 2 << 48;
+
+/// Seeds `seconds` of history for each of the firing `jobs`: one finished execution a second
+/// before `before_ms`, as if each job had fired that long already. Written job after job (a
+/// job's rows together, in few pages, which is fast) rather than second after second as real
+/// firing writes them, so each job's newest rows end a full page, where its next execution
+/// goes. Returns the executions written.
+pub async fn seed_firing_history(
+    database: &FreshDatabase,
+    jobs: &[String],
+    seconds: u64,
+    before_ms: i64,
+) -> anyhow::Result<u64> {
+    if seconds == 0 || jobs.is_empty() {
+        return Ok(0);
+    }
+    let jobs_per_chunk = usize::try_from((FIRING_HISTORY_CHUNK / seconds).max(1))?;
+    let seconds = i64::try_from(seconds)?;
+    let sqlite = database.url.starts_with("sqlite:");
+    // Row `n.i` of job number `k.key`: `seconds - n.i` seconds before `before_ms`.
+    let statement = if sqlite {
+        format!(
+            "insert into executions
+                 (id, workspace_id, job_id, scheduled_for, trigger, status, run_at, attempt_count,
+                  locked_by, lease_until, started_at, finished_at, duration_ms)
+             with recursive n(i) as (select 0 union all select i + 1 from n where i < ?2 - 1)
+             select 'exe_' || printf('%032x', {FIRING_HISTORY_ID_OFFSET} + (?3 + k.key) * ?2 + n.i),
+                    j.workspace_id, j.id, ?1 - (?2 - n.i) * 1000, 'schedule', 'succeeded',
+                    ?1 - (?2 - n.i) * 1000, 1, null, null, ?1 - (?2 - n.i) * 1000,
+                    ?1 - (?2 - n.i) * 1000 + 5, 5
+             from json_each(?4) k join jobs j on j.id = k.value, n
+             order by k.key, n.i"
+        )
+    } else {
+        format!(
+            "insert into executions
+                 (id, workspace_id, job_id, scheduled_for, trigger, status, run_at, attempt_count,
+                  locked_by, lease_until, started_at, finished_at, duration_ms)
+             select 'exe_' || lpad(to_hex({FIRING_HISTORY_ID_OFFSET} + ($3 + k.key - 1) * $2 + n.i), 32, '0'),
+                    j.workspace_id, j.id, at.t, 'schedule', 'succeeded', at.t, 1, null, null,
+                    at.t, at.t + interval '5 milliseconds', 5
+             from unnest($4::text[]) with ordinality k(id, key)
+             join jobs j on j.id = k.id
+             cross join generate_series(0::bigint, $2::bigint - 1) n(i)
+             cross join lateral (select to_timestamp(0)
+                 + ($1 - ($2 - n.i) * 1000) * interval '1 millisecond') at(t)
+             order by k.key, n.i"
+        )
+    };
+    let chunks = jobs.chunks(jobs_per_chunk).scan(0i64, |first_job, chunk| {
+        let first = *first_job;
+        *first_job += chunk.len() as i64;
+        Some((first, chunk))
+    });
+    let mut written = 0;
+    if sqlite {
+        let mut connection = sqlx::SqliteConnection::connect(&database.url)
+            .await
+            .context("opening the SQLite file to seed")?;
+        for (first_job, chunk) in chunks {
+            written += sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                .bind(before_ms)
+                .bind(seconds)
+                .bind(first_job)
+                .bind(serde_json::to_string(chunk)?)
+                .execute(&mut connection)
+                .await
+                .context("seeding the firing jobs' history")?
+                .rows_affected();
+        }
+        // What the seeding put in the WAL goes to the file now, not in the measured window
+        // (a history that grew over weeks was checkpointed as it grew).
+        sqlx::query("pragma wal_checkpoint(TRUNCATE)")
+            .execute(&mut connection)
+            .await
+            .context("checkpointing the seeded history")?;
+    } else {
+        let mut connection = sqlx::PgConnection::connect(&database.url)
+            .await
+            .context("connecting to PostgreSQL to seed")?;
+        for (first_job, chunk) in chunks {
+            written += sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                .bind(before_ms)
+                .bind(seconds)
+                .bind(first_job)
+                .bind(chunk)
+                .execute(&mut connection)
+                .await
+                .context("seeding the firing jobs' history")?
+                .rows_affected();
+        }
+        // Statistics, as in `executions_postgres`.
+        sqlx::query("analyze executions")
+            .execute(&mut connection)
+            .await
+            .context("gathering statistics of the seeded executions")?;
+    }
+    let expected = u64::try_from(seconds)? * jobs.len() as u64;
+    if written < expected {
+        anyhow::bail!("seeded {written} executions of the firing jobs' history, not {expected}");
+    }
+    Ok(written)
+}

@@ -91,6 +91,9 @@ fn fire_runs() {
         "250",
         "--waiting-retries",
         "40",
+        // Every firing job's history: the database's check below reads through it.
+        "--history-per-job",
+        "4",
         "--delete-history-job-at",
         "1",
         "--duration",
@@ -131,6 +134,9 @@ fn fire_runs() {
     // The seeding counts what it stored and fails the run when any is missing.
     assert_eq!(result["history_executions"], 250, "{result}");
     assert_eq!(result["waiting_retries"], 40, "{result}");
+    assert_eq!(result["history_per_job_executions"], 3 * 4, "{result}");
+    // No occurrence twice, though each job's occurrences before the window were seeded.
+    assert_eq!(result["db_duplicated"], 0, "{result}");
     // The deletion fails the run unless the API accepted it. SQLite leaves the history to the
     // pruner's next pass, minutes away.
     assert_eq!(result["history_change"], "delete", "{result}");
@@ -174,6 +180,8 @@ fn fire_runs_on_two_postgres_nodes() {
         "120",
         "--waiting-retries",
         "30",
+        "--history-per-job",
+        "4",
         "--keep-last-history-at",
         "1",
         "--duration",
@@ -198,6 +206,7 @@ fn fire_runs_on_two_postgres_nodes() {
     assert_eq!(result["database"], "postgres", "{result}");
     assert_eq!(result["history_executions"], 120, "{result}");
     assert_eq!(result["waiting_retries"], 30, "{result}");
+    assert_eq!(result["history_per_job_executions"], 3 * 4, "{result}");
     // The job's `keep_last` (1 000) is above its 120 executions: the pruner keeps them all.
     assert_eq!(result["history_change"], "keep_last", "{result}");
     assert!(result["history_change_ms"].as_f64() > Some(0.0), "{result}");
