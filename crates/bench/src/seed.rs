@@ -390,6 +390,7 @@ pub async fn seed_firing_history(
     if seconds == 0 || jobs.is_empty() {
         return Ok(0);
     }
+    let expected = seconds * jobs.len() as u64;
     let jobs_per_chunk = usize::try_from((FIRING_HISTORY_CHUNK / seconds).max(1))?;
     let seconds = i64::try_from(seconds)?;
     let sqlite = database.url.starts_with("sqlite:");
@@ -423,11 +424,11 @@ pub async fn seed_firing_history(
              order by k.key, n.i"
         )
     };
-    let chunks = jobs.chunks(jobs_per_chunk).scan(0i64, |first_job, chunk| {
-        let first = *first_job;
-        *first_job += chunk.len() as i64;
-        Some((first, chunk))
-    });
+    // Each chunk with the number of its first job, which numbers its rows' ids.
+    let chunks = jobs
+        .chunks(jobs_per_chunk)
+        .enumerate()
+        .map(|(index, chunk)| ((index * jobs_per_chunk) as i64, chunk));
     let mut written = 0;
     if sqlite {
         let mut connection = sqlx::SqliteConnection::connect(&database.url)
@@ -471,7 +472,6 @@ pub async fn seed_firing_history(
             .await
             .context("gathering statistics of the seeded executions")?;
     }
-    let expected = u64::try_from(seconds)? * jobs.len() as u64;
     if written < expected {
         anyhow::bail!("seeded {written} executions of the firing jobs' history, not {expected}");
     }
