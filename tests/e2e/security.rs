@@ -1,6 +1,7 @@
 //! Issue 8, end to end: the SSRF guard, response limits, secrets at rest, signing-secret rotation,
-//! API key scopes and revocation, the per-workspace rate limit and delivery cap, the route ×
-//! workspace matrix and a fuzz run of the API's JSON inputs. Everything runs on loopback.
+//! API key scopes and revocation, the per-workspace rate limit and delivery cap, the per-host
+//! delivery cap, the route × workspace matrix and a fuzz run of the API's JSON inputs.
+//! Everything runs on loopback.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -613,16 +614,29 @@ async fn one_workspaces_hanging_targets_do_not_delay_another_workspaces_job() {
     let slow = cronhook.api("slow");
     let fast = cronhook.api("fast");
     let target = Target::start().await;
-    for n in 0..50 {
+    hang_every_second(&slow, hang, 50).await;
+    ticks_on_time(&fast, &target, "the slow workspace's").await;
+}
+
+/// Makes `count` jobs of `api`'s workspace call `hang` every second with a minute's timeout,
+/// and lets them fire for 2 s.
+async fn hang_every_second(api: &Api, hang: SocketAddr, count: usize) {
+    for n in 0..count {
         let mut spec = job(&format!("hang-{n}"), &format!("http://{hang}/"));
         spec["schedule"] = json!({"cron": "* * * * * *"});
         spec["request"]["timeout_ms"] = json!(60_000);
-        slow.create_job(spec).await;
+        api.create_job(spec).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+/// Makes a job of `api`'s workspace call `target`'s `/tick` every second and checks that over
+/// 4.5 s it fired at least 3 times, each time less than a second late: it did not wait behind
+/// `hanging` (the jobs whose requests hang).
+async fn ticks_on_time(api: &Api, target: &Target, hanging: &str) {
     let mut spec = job("tick", &target.url("/tick"));
     spec["schedule"] = json!({"cron": "* * * * * *"});
-    fast.create_job(spec).await;
+    api.create_job(spec).await;
     tokio::time::sleep(Duration::from_millis(4_500)).await;
     let received = target.received("/tick");
     assert!(
@@ -637,9 +651,47 @@ async fn one_workspaces_hanging_targets_do_not_delay_another_workspaces_job() {
         let lag = request.at - scheduled;
         assert!(
             lag < chrono::Duration::milliseconds(1_000),
-            "the fast workspace's job waited {lag} behind the slow one"
+            "the tick job waited {lag} behind {hanging} jobs"
         );
     }
+}
+
+/// Accepts connections, counts them and holds them open, answering nothing.
+async fn hanging_listener() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let local = listener.local_addr().expect("addr");
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = count.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (local, count)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_host_takes_only_its_slots_of_the_workspace() {
+    let (hang, connections) = hanging_listener().await;
+    let cronhook = Cronhook::start(ServeOptions {
+        extra_args: vec![
+            "--max-in-flight-per-workspace".into(),
+            "20".into(),
+            "--max-in-flight-per-host".into(),
+            "5".into(),
+        ],
+        ..ServeOptions::default()
+    })
+    .await;
+    let api = cronhook.api("acme");
+    let target = Target::start().await;
+    // More than the workspace's 20 slots: without the host's cap they would hold them all.
+    hang_every_second(&api, hang, 30).await;
+    ticks_on_time(&api, &target, "the hanging host's").await;
+    // One request in flight per connection: the hanging host never saw more than its cap.
+    assert_eq!(connections.load(Ordering::SeqCst), 5);
 }
 
 #[tokio::test(flavor = "multi_thread")]

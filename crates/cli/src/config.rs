@@ -218,6 +218,11 @@ pub struct ServeOptions {
     /// slow targets cannot take every slot.
     #[arg(long, env = "CRONHOOK_MAX_IN_FLIGHT_PER_WORKSPACE", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_in_flight_per_workspace: u64,
+    /// The most HTTP requests in flight at once to one target host (host and port) per
+    /// workspace on this node, so one slow host cannot take its workspace's every slot, and a
+    /// burst of jobs calling one host opens no more connections to it than this.
+    #[arg(long, env = "CRONHOOK_MAX_IN_FLIGHT_PER_HOST", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_in_flight_per_host: u64,
     /// Resolve job hosts through this DNS server (`ip:port`, UDP and TCP) instead of the
     /// system resolver. Every answer still passes the SSRF guard.
     #[arg(long, env = "CRONHOOK_DNS_SERVER")]

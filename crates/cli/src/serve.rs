@@ -66,6 +66,8 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
                 shutdown_grace: Duration::from_secs(options.shutdown_grace),
                 max_in_flight_per_workspace: usize::try_from(options.max_in_flight_per_workspace)
                     .unwrap_or(usize::MAX),
+                max_in_flight_per_host: usize::try_from(options.max_in_flight_per_host)
+                    .unwrap_or(usize::MAX),
                 clock: Arc::clone(&clock),
                 record_runtime: Some(control.handle().clone()),
             },

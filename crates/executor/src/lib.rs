@@ -93,6 +93,10 @@ pub struct ExecutorConfig {
     /// Requests in flight at once per workspace on this node, so one tenant's slow targets
     /// cannot take every slot (`--max-in-flight-per-workspace`).
     pub max_in_flight_per_workspace: usize,
+    /// Requests in flight at once to one target host (host and port) per workspace on this node
+    /// (`--max-in-flight-per-host`): a slow host cannot take every slot of its workspace, and a
+    /// burst opens no more connections to one host than this.
+    pub max_in_flight_per_host: usize,
     /// The clock leases and retry instants are judged by: the database's, shared by every node.
     pub clock: Arc<cronhook_store::DatabaseClock>,
     /// Where the loop that writes attempt records runs; `None`: the runtime `run` is called on.
@@ -104,7 +108,8 @@ pub struct ExecutorConfig {
 }
 
 impl ExecutorConfig {
-    /// The defaults (1024 in flight, 30 s lease, 1 s poll, private targets refused) for `node_id`.
+    /// The defaults (1024 in flight, 256 per workspace, 64 per host, 30 s lease, 1 s poll,
+    /// private targets refused) for `node_id`.
     pub fn new(node_id: impl Into<String>) -> Self {
         Self {
             node_id: node_id.into(),
@@ -114,6 +119,7 @@ impl ExecutorConfig {
             poll_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(30),
             max_in_flight_per_workspace: 256,
+            max_in_flight_per_host: 64,
             clock: Arc::new(cronhook_store::DatabaseClock::new()),
             record_runtime: None,
         }
@@ -188,7 +194,9 @@ struct Shared {
     meters: telemetry::Meters,
     slots: Arc<Semaphore>,
     /// Each workspace's own slots, taken before a global one.
-    workspace_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    workspace_slots: SlotTable,
+    /// The slots of each target host of each workspace, taken before the workspace's.
+    host_slots: SlotTable,
     counters: Arc<Counters>,
     workspaces: Mutex<HashMap<String, (Instant, Arc<SigningWorkspace>)>>,
     /// Per workspace, held while one task reads it from the store.
@@ -298,6 +306,11 @@ impl Executor {
                 "max_in_flight_per_workspace must be at least 1".into(),
             ));
         }
+        if config.max_in_flight_per_host == 0 {
+            return Err(ExecutorError::InvalidConfig(
+                "max_in_flight_per_host must be at least 1".into(),
+            ));
+        }
         if config.max_in_flight == 0 {
             return Err(ExecutorError::InvalidConfig(
                 "max_in_flight must be at least 1".into(),
@@ -334,6 +347,8 @@ impl Executor {
                 counters: counters.clone(),
             }),
         };
+        let workspace_slots = SlotTable::new(config.max_in_flight_per_workspace);
+        let host_slots = SlotTable::new(config.max_in_flight_per_host);
         let shared = Arc::new(Shared {
             running,
             edited,
@@ -342,7 +357,8 @@ impl Executor {
             http,
             meters: telemetry::Meters::register(),
             slots: Arc::new(Semaphore::new(permits)),
-            workspace_slots: Mutex::new(HashMap::default()),
+            workspace_slots,
+            host_slots,
             counters,
             workspaces: Mutex::new(HashMap::default()),
             workspace_fetches: Mutex::new(HashMap::default()),
@@ -669,6 +685,9 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
     let lease = chrono_duration(shared.config.lease);
     let max_attempts = execution.spec.retry.max_attempts.max(1);
     let mut number = execution.attempts_done + 1;
+    // Looked up before the instant, once: every attempt goes to the same URL.
+    let host_slots = host_key(&execution.workspace_id, &execution.spec.request.url)
+        .map(|key| shared.host_slots.get(&key));
 
     // The first attempt's request, built while waiting for the instant so that a burst of
     // occurrences due together costs only the sending at the instant.
@@ -770,10 +789,18 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
         };
         let sending = CountGuard::enter(&shared.counters.sending);
         let queued = shared.meters.queued();
-        // The workspace's slot first, so executions waiting on their own workspace's cap hold
-        // no global slot that another workspace could use.
+        // The host's slot first, then the workspace's, then a global one: an execution waiting
+        // on a busy host holds no slot its workspace's other hosts could use, and one waiting
+        // on its workspace's cap holds none that another workspace could use.
+        let host_permit = match &host_slots {
+            Some(semaphore) => match slot(Arc::clone(semaphore), &stop).await {
+                Some(permit) => Some(permit),
+                None => return,
+            },
+            None => None,
+        };
         let Some(workspace_permit) =
-            slot(shared.workspace_slots(&execution.workspace_id), &stop).await
+            slot(shared.workspace_slots.get(&execution.workspace_id), &stop).await
         else {
             return;
         };
@@ -799,6 +826,7 @@ async fn run_execution(shared: Arc<Shared>, execution: ClaimedExecution, stop: C
         };
         drop(permit);
         drop(workspace_permit);
+        drop(host_permit);
         drop(in_flight);
         drop(sending);
 
@@ -947,29 +975,46 @@ impl Shared {
         }
         fetches.entry(workspace_id.to_owned()).or_default().clone()
     }
+}
 
-    /// The semaphore of a workspace's slots on this node, made on first use.
-    fn workspace_slots(&self, workspace_id: &str) -> Arc<Semaphore> {
-        let mut slots = self
-            .workspace_slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+/// Semaphores of slots by key (a workspace, a workspace's target host), each made on first use
+/// with the same number of permits.
+struct SlotTable {
+    permits: usize,
+    semaphores: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl SlotTable {
+    fn new(permits: usize) -> Self {
+        Self {
+            permits: permits.min(Semaphore::MAX_PERMITS),
+            semaphores: Mutex::new(HashMap::default()),
+        }
+    }
+
+    /// The semaphore of `key`'s slots.
+    fn get(&self, key: &str) -> Arc<Semaphore> {
+        let mut semaphores = self.semaphores.lock().unwrap_or_else(|p| p.into_inner());
         // Looked up by `&str` first: every execution asks, and the key is owned only once.
-        if let Some(semaphore) = slots.get(workspace_id) {
+        if let Some(semaphore) = semaphores.get(key) {
             return semaphore.clone();
         }
-        if slots.len() > 10_000 {
+        if semaphores.len() > 10_000 {
             // Only semaphores nobody waits on or holds.
-            slots.retain(|_, semaphore| Arc::strong_count(semaphore) > 1);
+            semaphores.retain(|_, semaphore| Arc::strong_count(semaphore) > 1);
         }
-        let permits = self
-            .config
-            .max_in_flight_per_workspace
-            .min(Semaphore::MAX_PERMITS);
-        let semaphore = Arc::new(Semaphore::new(permits));
-        slots.insert(workspace_id.to_owned(), semaphore.clone());
+        let semaphore = Arc::new(Semaphore::new(self.permits));
+        semaphores.insert(key.to_owned(), semaphore.clone());
         semaphore
     }
+}
+
+/// The key of a workspace's target host in [`Shared::host_slots`]: the host and port of the
+/// URL (the scheme's port when it names none; a redirect's host is not counted). None for a URL
+/// that cannot be sent to, whose attempt fails before sending.
+fn host_key(workspace_id: &str, url: &str) -> Option<String> {
+    let (host, port) = http::host_and_port(url)?;
+    Some(format!("{workspace_id} {host}:{port}"))
 }
 
 /// Cancels the executions of `job_id` in `running`.
