@@ -346,15 +346,19 @@ pub(crate) struct CheckedUrl {
 /// the check before sending runs once per distinct URL anyway; the `url` crate's only when that
 /// parser refuses the text.
 pub(crate) fn host_and_port(text: &str) -> Option<(String, u16)> {
-    let default_port = |scheme: &str| match scheme {
-        "http" => Some(80),
-        "https" => Some(443),
-        _ => None,
+    // Compared without case and without a lowercase copy: this runs once per execution.
+    let default_port = |scheme: &str| {
+        if scheme.eq_ignore_ascii_case("http") {
+            Some(80)
+        } else if scheme.eq_ignore_ascii_case("https") {
+            Some(443)
+        } else {
+            None
+        }
     };
     match http::Uri::try_from(text) {
         Ok(uri) => {
-            let scheme = uri.scheme_str()?.to_ascii_lowercase();
-            let port = uri.port_u16().or_else(|| default_port(&scheme))?;
+            let port = uri.port_u16().or_else(|| default_port(uri.scheme_str()?))?;
             Some((uri.host()?.to_ascii_lowercase(), port))
         }
         Err(_) => {
