@@ -5,6 +5,7 @@
 //! its own (callers pass `now`), so every rule here is a pure function that tests can pin down.
 
 pub mod alerting;
+pub mod cache;
 pub mod ids;
 pub mod model;
 pub mod net;

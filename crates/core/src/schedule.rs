@@ -17,8 +17,8 @@
 //! (seconds, minutes and hours must each be one value), so e.g. `0,30 2 * * *` would be skipped
 //! on a spring-forward day and run twice on a fall-back day.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
 
 use chrono::{DateTime, Datelike, LocalResult, NaiveDateTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -26,6 +26,8 @@ use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::cache::BoundedCache;
 
 const FIELD_CRON: &str = "schedule.cron";
 const FIELD_TIMEZONE: &str = "schedule.timezone";
@@ -1127,11 +1129,15 @@ fn croner_describe(pattern: &str) -> Option<String> {
 }
 
 /// Every croner pattern this process parsed, shared by the schedules that use it.
-static PARSED_PATTERNS: ParsedPatterns = ParsedPatterns::new(PARSED_PATTERNS_CAPACITY);
+static PARSED_PATTERNS: LazyLock<ParsedPatterns> =
+    LazyLock::new(|| ParsedPatterns::new(PARSED_PATTERNS_CAPACITY));
 
-/// The most patterns [`PARSED_PATTERNS`] keeps (~5 MB); when full it starts over, so jobs
-/// churning through distinct expressions (`H` gives each job its own) cost parsing, never memory.
+/// The most patterns [`PARSED_PATTERNS`] keeps (~5 MB), and the most descriptions. When full,
+/// the patterns not used for a minute make room for new ones, so jobs churning through distinct
+/// expressions (`H` gives each job its own) cost parsing, never memory.
 const PARSED_PATTERNS_CAPACITY: usize = 1_000;
+/// The least time between two sweeps of a full cache of patterns or descriptions.
+const PARSED_PATTERNS_SWEEP: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// croner patterns parsed once per distinct text (and seconds rule), then shared.
 ///
@@ -1145,19 +1151,19 @@ const PARSED_PATTERNS_CAPACITY: usize = 1_000;
 /// instructions, more than half of what the API spent creating a job, and every job returned
 /// by the API is described.
 struct ParsedPatterns {
-    capacity: usize,
-    /// By whether seconds are required (index 1) or optional (index 0), then by text.
-    parsed: std::sync::Mutex<[BTreeMap<String, Arc<Cron>>; 2]>,
+    /// By whether seconds are required (index 1) or optional (index 0), then by text; half the
+    /// capacity each.
+    parsed: std::sync::Mutex<[BoundedCache<String, Arc<Cron>>; 2]>,
     /// croner's English for patterns with seconds required, by text.
-    described: std::sync::Mutex<BTreeMap<String, String>>,
+    described: std::sync::Mutex<BoundedCache<String, String>>,
 }
 
 impl ParsedPatterns {
-    const fn new(capacity: usize) -> Self {
+    fn new(capacity: usize) -> Self {
+        let half = || BoundedCache::new(capacity.div_ceil(2), PARSED_PATTERNS_SWEEP);
         Self {
-            capacity,
-            parsed: std::sync::Mutex::new([BTreeMap::new(), BTreeMap::new()]),
-            described: std::sync::Mutex::new(BTreeMap::new()),
+            parsed: std::sync::Mutex::new([half(), half()]),
+            described: std::sync::Mutex::new(BoundedCache::new(capacity, PARSED_PATTERNS_SWEEP)),
         }
     }
 
@@ -1170,11 +1176,7 @@ impl ParsedPatterns {
         let cron = self.parse(pattern, Seconds::Required).ok()?;
         // Described outside the lock, as a parse is.
         let text = cron.describe().trim_end_matches('.').to_owned();
-        let mut described = lock(&self.described);
-        if described.len() >= self.capacity {
-            described.clear();
-        }
-        described.insert(pattern.to_owned(), text.clone());
+        lock(&self.described).insert(pattern.to_owned(), text.clone(), 1, Instant::now());
         Some(text)
     }
 
@@ -1196,17 +1198,13 @@ impl ParsedPatterns {
                 .build()
                 .parse(pattern)?,
         );
-        let mut parsed = lock(&self.parsed);
-        if parsed.iter().map(BTreeMap::len).sum::<usize>() >= self.capacity {
-            parsed.iter_mut().for_each(BTreeMap::clear);
-        }
-        parsed[rule].insert(pattern.to_owned(), Arc::clone(&cron));
+        lock(&self.parsed)[rule].insert(pattern.to_owned(), Arc::clone(&cron), 1, Instant::now());
         Ok(cron)
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        lock(&self.parsed).iter().map(BTreeMap::len).sum()
+        lock(&self.parsed).iter().map(BoundedCache::len).sum()
     }
 }
 
@@ -1364,14 +1362,27 @@ mod tests {
             "a refusal is refused each time"
         );
         assert_eq!(patterns.len(), 2, "and never kept");
-        patterns
+        // Full (one per seconds rule) of patterns in use: a newcomer is parsed, not kept.
+        let other = patterns
             .parse("0 0 * * * *", Seconds::Optional)
             .expect("parses");
-        assert_eq!(patterns.len(), 1, "a full cache starts over");
+        assert_eq!(patterns.len(), 2);
+        assert!(!Arc::ptr_eq(
+            &other,
+            &patterns
+                .parse("0 0 * * * *", Seconds::Optional)
+                .expect("parses")
+        ));
+        assert!(Arc::ptr_eq(
+            &first,
+            &patterns
+                .parse("0 */5 * * * *", Seconds::Optional)
+                .expect("parses")
+        ));
     }
 
     #[test]
-    fn a_description_is_made_once_and_a_full_cache_starts_over() {
+    fn a_description_is_made_once_and_kept_while_it_is_read() {
         let patterns = ParsedPatterns::new(2);
         let fresh = patterns.describe("*/5 * * * * *").expect("described");
         assert!(!fresh.ends_with('.'), "{fresh}");
@@ -1383,12 +1394,12 @@ mod tests {
         assert_eq!(lock(&patterns.described).len(), 1, "is never kept");
         patterns.describe("0 * * * * *").expect("described");
         assert_eq!(lock(&patterns.described).len(), 2);
+        // Full of descriptions in use: a newcomer is described, not kept.
+        patterns.describe("0 * * * * *").expect("described");
         patterns.describe("0 0 * * * *").expect("described");
-        assert_eq!(
-            lock(&patterns.described).len(),
-            1,
-            "a full cache starts over"
-        );
+        assert_eq!(lock(&patterns.described).len(), 2);
+        assert!(lock(&patterns.described).get("0 0 * * * *").is_none());
+        assert!(lock(&patterns.described).get("*/5 * * * * *").is_some());
         // The cached text is croner's own.
         let cron = patterns
             .parse("0 0 * * * *", Seconds::Required)

@@ -1,7 +1,7 @@
 //! The outbound HTTP half of the executor: the guarded clients (SSRF-filtering resolver, redirect
 //! policy), sending one attempt, capturing its response and classifying its errors.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use cronhook_core::cache::BoundedCache;
 use cronhook_core::net::TargetPolicy;
 use cronhook_core::validate::validate_target_url;
 use cronhook_core::{AttemptError, ErrorKind, MAX_STORED_RESPONSE_BODY};
@@ -221,12 +222,18 @@ pub(crate) struct HttpClients {
     /// and `targets`, and parsing the URL of an every-second job again for each attempt was ~2 %
     /// of the executor's CPU. Refusals are not kept: they are rare and their message is built
     /// fresh.
-    checked: std::sync::Mutex<HashMap<String, CheckedUrl>>,
+    checked: std::sync::Mutex<BoundedCache<String, CheckedUrl>>,
 }
 
-/// The most URLs [`HttpClients`] keeps checked; when full it starts over, so a workspace churning
-/// through URLs costs parsing, never memory.
-const CHECKED_URLS_CAPACITY: usize = 20_000;
+/// About the most memory, in bytes, the checked URLs take: ~100 000 URLs of 80 characters
+/// (each kept as its text, the parsed URL and the request URI). The URLs not used for a minute
+/// make room for new ones; a workspace churning through URLs costs parsing, never memory.
+const CHECKED_URLS_BYTES: usize = 32 * 1024 * 1024;
+/// The least time between two sweeps of the full cache of checked URLs: a job firing at least
+/// this often keeps its URL checked.
+const CHECKED_URLS_SWEEP: Duration = Duration::from_secs(60);
+/// What a checked URL takes beside its three copies of the text.
+const CHECKED_URL_OVERHEAD_BYTES: usize = 96;
 
 impl HttpClients {
     pub(crate) fn new(targets: &TargetPolicy) -> Result<Self, ClientError> {
@@ -243,7 +250,10 @@ impl HttpClients {
             following: build_client(targets, follow).map_err(ClientError::Following)?,
             direct: build_direct_client(targets).map_err(ClientError::Tls)?,
             targets: targets.clone(),
-            checked: std::sync::Mutex::default(),
+            checked: std::sync::Mutex::new(BoundedCache::new(
+                CHECKED_URLS_BYTES,
+                CHECKED_URLS_SWEEP,
+            )),
         })
     }
 
@@ -253,15 +263,13 @@ impl HttpClients {
             return Ok(checked.clone());
         }
         let checked = check_url(text, &self.targets)?;
-        let mut cache = self.lock_checked();
-        if cache.len() >= CHECKED_URLS_CAPACITY {
-            cache.clear();
-        }
-        cache.insert(text.to_owned(), checked.clone());
+        let weight = 3 * text.len() + CHECKED_URL_OVERHEAD_BYTES;
+        self.lock_checked()
+            .insert(text.to_owned(), checked.clone(), weight, Instant::now());
         Ok(checked)
     }
 
-    fn lock_checked(&self) -> std::sync::MutexGuard<'_, HashMap<String, CheckedUrl>> {
+    fn lock_checked(&self) -> std::sync::MutexGuard<'_, BoundedCache<String, CheckedUrl>> {
         self.checked.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -1129,20 +1137,22 @@ mod tests {
         }
         assert!(closed.lock_checked().is_empty(), "a refusal is not kept");
 
-        for n in 1..CHECKED_URLS_CAPACITY {
-            open.checked_url(&format!("http://127.0.0.1:9/{n}"))
-                .expect("permitted");
+        // Each URL weighs its three copies of the text; the bound is on their bytes (the
+        // policy when full is `BoundedCache`'s, tested there).
+        let weight = |text: &str| 3 * text.len() + CHECKED_URL_OVERHEAD_BYTES;
+        let urls: Vec<String> = (0..100)
+            .map(|n| format!("http://127.0.0.1:9/{n}"))
+            .collect();
+        for url in urls.iter().chain(&urls) {
+            open.checked_url(url).expect("permitted");
         }
-        assert_eq!(open.lock_checked().len(), CHECKED_URLS_CAPACITY);
-        open.checked_url(text).expect("permitted");
+        let cache = open.lock_checked();
+        assert_eq!(cache.len(), 101, "hits add nothing");
         assert_eq!(
-            open.lock_checked().len(),
-            CHECKED_URLS_CAPACITY,
-            "a hit adds nothing"
+            cache.weight(),
+            weight(text) + urls.iter().map(|url| weight(url)).sum::<usize>()
         );
-        open.checked_url("http://127.0.0.1:9/one-more")
-            .expect("permitted");
-        assert_eq!(open.lock_checked().len(), 1, "full, it started over");
+        assert_eq!(cache.capacity(), CHECKED_URLS_BYTES);
     }
 
     #[tokio::test]

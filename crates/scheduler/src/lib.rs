@@ -22,11 +22,11 @@
 mod plan;
 mod retention;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use cronhook_core::cache::BoundedCache;
 use cronhook_core::{CompiledSchedule, Concurrency, Job};
 use cronhook_store::{ClaimedExecution, Materialized, Store, StoreError};
 use tokio::sync::Notify;
@@ -114,7 +114,7 @@ pub struct Scheduler {
     jobs_changed: Arc<Notify>,
     /// Compiled schedules of the jobs that fired recently, keyed by job id and checked against
     /// `updated_at`, so an every-second job is not re-parsed every second.
-    compiled: HashMap<String, (DateTime<Utc>, Arc<CompiledSchedule>)>,
+    compiled: BoundedCache<String, (DateTime<Utc>, Arc<CompiledSchedule>)>,
     /// What misfire policies dropped since the last warning about it.
     shed_log: ShedLog,
 }
@@ -126,7 +126,7 @@ impl Scheduler {
             store,
             config,
             jobs_changed,
-            compiled: HashMap::new(),
+            compiled: BoundedCache::new(COMPILED_SCHEDULES, COMPILED_SCHEDULES_SWEEP),
             shed_log: ShedLog::default(),
         }
     }
@@ -339,11 +339,12 @@ impl Scheduler {
         match CompiledSchedule::compile(&job.spec.schedule, &job.id, job.created_at) {
             Ok(schedule) => {
                 let schedule = Arc::new(schedule);
-                if self.compiled.len() >= 100_000 {
-                    self.compiled.clear();
-                }
-                self.compiled
-                    .insert(job.id.clone(), (job.updated_at, Arc::clone(&schedule)));
+                self.compiled.insert(
+                    job.id.clone(),
+                    (job.updated_at, Arc::clone(&schedule)),
+                    1,
+                    std::time::Instant::now(),
+                );
                 Some(schedule)
             }
             Err(error) => {
@@ -353,6 +354,13 @@ impl Scheduler {
         }
     }
 }
+
+/// The most compiled schedules a scheduler keeps (a few hundred bytes each; the parsed patterns
+/// they share are kept apart).
+const COMPILED_SCHEDULES: usize = 100_000;
+/// The least time between two sweeps of the full cache of compiled schedules: a job firing at
+/// least this often keeps its schedule compiled.
+const COMPILED_SCHEDULES_SWEEP: Duration = Duration::from_secs(60);
 
 /// The shortest time between two warnings about dropped occurrences. An overloaded node drops
 /// some in every pass, twenty passes a second; the counter has every one of them.

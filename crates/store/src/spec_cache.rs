@@ -9,26 +9,24 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cronhook_core::JobSpec;
+use cronhook_core::cache::BoundedCache;
 
-/// The most jobs a [`SpecCache`] holds (a spec and its stored text take a few KiB). When it is
-/// full, the entries not read since the previous sweep are dropped (deleted jobs, jobs that fire
-/// rarely), at most once per [`SPEC_CACHE_SWEEP`]; in between, new jobs are not cached.
-pub const SPEC_CACHE_CAPACITY: usize = 20_000;
+/// About the most memory, in bytes, a [`SpecCache`]'s entries take: ~90 000 jobs of a plain spec
+/// (~700 bytes each, the stored text, the opened spec and the id), fewer of larger ones. When it
+/// is full, the entries not read since the previous sweep are dropped (deleted jobs, jobs that
+/// fire rarely), at most once per [`SPEC_CACHE_SWEEP`]; in between, new jobs are not cached.
+pub const SPEC_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// The least time between two sweeps of a full [`SpecCache`], so the jobs read every second
 /// stay cached however many more there are.
 pub const SPEC_CACHE_SWEEP: Duration = Duration::from_secs(60);
+/// What an entry takes beside its texts: the spec's fields, the map's slot, the `Arc`.
+const ENTRY_OVERHEAD_BYTES: usize = 512;
 
 /// Opened job specs keyed by job id, each with the stored text it was read from.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SpecCache {
-    inner: Mutex<Inner>,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
     /// Keyed by job id: ids are cronhook's own, so the fast hasher is safe here.
-    entries: foldhash::HashMap<String, CachedSpec>,
-    last_sweep: Option<Instant>,
+    inner: Mutex<BoundedCache<String, CachedSpec, foldhash::fast::RandomState>>,
 }
 
 #[derive(Debug)]
@@ -37,8 +35,14 @@ struct CachedSpec {
     name: String,
     paused: bool,
     spec: Arc<JobSpec>,
-    /// Read since the last sweep.
-    read: bool,
+}
+
+impl Default for SpecCache {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::new(BoundedCache::new(SPEC_CACHE_BYTES, SPEC_CACHE_SWEEP)),
+        }
+    }
 }
 
 impl SpecCache {
@@ -46,10 +50,9 @@ impl SpecCache {
     /// paused flag.
     pub fn get(&self, id: &str, stored: &str, name: &str, paused: bool) -> Option<Arc<JobSpec>> {
         let mut inner = self.lock();
-        let cached = inner.entries.get_mut(id).filter(|cached| {
+        let cached = inner.get(id).filter(|cached| {
             cached.stored == stored && cached.name == name && cached.paused == paused
         })?;
-        cached.read = true;
         Some(Arc::clone(&cached.spec))
     }
 
@@ -60,38 +63,20 @@ impl SpecCache {
     }
 
     fn put_at(&self, id: &str, stored: String, spec: &Arc<JobSpec>, now: Instant) {
-        let mut inner = self.lock();
-        if inner.entries.len() >= SPEC_CACHE_CAPACITY && !inner.entries.contains_key(id) {
-            if inner
-                .last_sweep
-                .is_some_and(|swept| now.duration_since(swept) < SPEC_CACHE_SWEEP)
-            {
-                return;
-            }
-            // Second chance: keep what was read since the last sweep, and mark it unread.
-            inner.last_sweep = Some(now);
-            inner
-                .entries
-                .retain(|_, cached| std::mem::take(&mut cached.read));
-            if inner.entries.len() >= SPEC_CACHE_CAPACITY {
-                return;
-            }
-        }
-        inner.entries.insert(
-            id.to_owned(),
-            CachedSpec {
-                stored,
-                name: spec.name.clone(),
-                paused: spec.paused,
-                spec: Arc::clone(spec),
-                read: false,
-            },
-        );
+        // The opened spec holds about what its stored text says, so the text counts twice.
+        let weight = id.len() + 2 * stored.len() + spec.name.len() + ENTRY_OVERHEAD_BYTES;
+        let cached = CachedSpec {
+            stored,
+            name: spec.name.clone(),
+            paused: spec.paused,
+            spec: Arc::clone(spec),
+        };
+        self.lock().insert(id.to_owned(), cached, weight, now);
     }
 
     /// How many jobs are cached.
     pub fn len(&self) -> usize {
-        self.lock().entries.len()
+        self.lock().len()
     }
 
     /// Whether nothing is cached.
@@ -99,7 +84,10 @@ impl SpecCache {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BoundedCache<String, CachedSpec, foldhash::fast::RandomState>>
+    {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -146,61 +134,47 @@ mod tests {
     }
 
     #[test]
-    fn when_full_it_keeps_the_specs_still_read() {
-        let cache = SpecCache::default();
-        let spec = spec("https://a.example/");
-        let start = Instant::now();
-        for index in 0..SPEC_CACHE_CAPACITY {
-            cache.put_at(&format!("job_{index}"), String::new(), &spec, start);
-        }
-        assert_eq!(cache.len(), SPEC_CACHE_CAPACITY);
-        cache.put_at("job_1", "changed".to_owned(), &spec, start);
-        assert_eq!(
-            cache.len(),
-            SPEC_CACHE_CAPACITY,
-            "replacing an entry keeps the rest"
-        );
-        // Two jobs still fire (read back); the rest were deleted or fire rarely.
-        assert!(cache.get("job_2", "", "nightly", false).is_some());
-        assert!(cache.get("job_3", "", "nightly", false).is_some());
-        cache.put_at("one_more", String::new(), &spec, start);
-        assert_eq!(cache.len(), 3, "the unread were dropped");
-        assert!(cache.get("job_2", "", "nightly", false).is_some());
-        assert!(cache.get("one_more", "", "nightly", false).is_some());
-        assert!(cache.get("job_4", "", "nightly", false).is_none());
-    }
-
-    #[test]
     fn jobs_read_every_second_stay_cached_however_many_more_there_are() {
         let cache = SpecCache::default();
-        let spec = spec("https://a.example/");
+        let opened = spec("https://a.example/");
+        let id = |index: usize| format!("job_{index:06}");
+        let fits = SPEC_CACHE_BYTES / (id(0).len() + "nightly".len() + ENTRY_OVERHEAD_BYTES);
         let start = Instant::now();
-        let fill = |at: Instant| {
-            for index in 0..SPEC_CACHE_CAPACITY {
-                let id = format!("job_{index}");
-                if cache.get(&id, "", "nightly", false).is_none() {
-                    cache.put_at(&id, String::new(), &spec, at);
+        // A thousand more jobs than fit, all read every second, as the scheduler reads them.
+        let read_all = |second: u64| {
+            let mut hits = 0;
+            for index in 0..fits + 1_000 {
+                if cache.get(&id(index), "", "nightly", false).is_some() {
+                    hits += 1;
+                } else {
+                    cache.put_at(
+                        &id(index),
+                        String::new(),
+                        &opened,
+                        start + Duration::from_secs(second),
+                    );
                 }
             }
+            hits
         };
-        fill(start);
-        fill(start);
-        // Full of jobs that are read: a sweep keeps them all, and newcomers wait.
-        for newcomer in ["n1", "n2", "n3"] {
-            cache.put_at(
-                newcomer,
-                String::new(),
-                &spec,
-                start + Duration::from_secs(1),
-            );
-            assert!(cache.get(newcomer, "", "nightly", false).is_none());
+        read_all(0);
+        read_all(1);
+        for second in [2, 3, 61, 62] {
+            assert_eq!(read_all(second), fits, "second {second}");
+            assert_eq!(cache.len(), fits);
         }
-        assert_eq!(cache.len(), SPEC_CACHE_CAPACITY);
-        fill(start + Duration::from_secs(2));
-        assert!(cache.get("job_7", "", "nightly", false).is_some());
-        // A sweep a full interval later still keeps every job read since the last one.
-        cache.put_at("n4", String::new(), &spec, start + SPEC_CACHE_SWEEP * 2);
-        assert_eq!(cache.len(), SPEC_CACHE_CAPACITY);
-        assert!(cache.get("job_7", "", "nightly", false).is_some());
+        // An edited job is read again and replaces its entry, whatever the others.
+        let edited = spec("https://b.example/");
+        cache.put_at(
+            &id(5),
+            "edited".to_owned(),
+            &edited,
+            start + Duration::from_secs(63),
+        );
+        let hit = cache
+            .get(&id(5), "edited", "nightly", false)
+            .expect("replaced");
+        assert_eq!(hit.request.url, "https://b.example/");
+        assert!(cache.get(&id(5), "", "nightly", false).is_none());
     }
 }
