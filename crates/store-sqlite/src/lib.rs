@@ -436,15 +436,19 @@ fn into_page<T>(mut items: Vec<T>, page: &PageRequest, id: impl Fn(&T) -> &str) 
 }
 
 /// Due jobs, earliest first. The where clause implies the partial index `jobs_due`, which is
-/// read in order.
-const DUE_JOBS: &str = concat!(
-    "select ",
-    job_columns!(),
-    " from jobs
+/// read in order. The columns are `job_columns!()`'s with the job's revision in place of the
+/// spec's text (`rows::due_column`): the texts come from [`SPECS_OF_JOBS`], only for the jobs
+/// whose opened spec is not cached at that revision.
+const DUE_JOBS: &str =
+    "select id, workspace_id, name, revision, paused, next_run_at, created_at, updated_at
+      from jobs
       where paused = 0 and next_run_at is not null and next_run_at <= ?
       order by next_run_at
-      limit ?"
-);
+      limit ?";
+
+/// The stored specs of the jobs whose ids `?` lists (a JSON array), by id.
+const SPECS_OF_JOBS: &str =
+    "select id, spec from jobs where id in (select value from json_each(?))";
 
 /// Executions a claim may take, oldest `run_at` first, with their job (`?1` is now, `?2` the
 /// limit). The leading term is word for word the where clause of the partial index
@@ -1434,22 +1438,46 @@ impl Store for SqliteStore {
     }
 
     async fn due_jobs(&self, until: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Job>> {
+        // One read transaction, so the texts fetched are those of the revisions read.
+        let mut tx = self.reader.begin().await.map_err(db_err)?;
         let rows = sqlx::query(DUE_JOBS)
             .bind(ms(until))
             .bind(i64::from(limit))
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *tx)
             .await
             .map_err(db_err)?;
+        let mut cached = Vec::with_capacity(rows.len());
+        let mut uncached = Vec::new();
+        for row in &rows {
+            let (id, revision) = rows::due_job_revision(row)?;
+            let spec = self.due_specs.get(id, revision);
+            if spec.is_none() {
+                uncached.push(id);
+            }
+            cached.push(spec);
+        }
+        let stored: HashMap<String, String> = if uncached.is_empty() {
+            HashMap::new()
+        } else {
+            sqlx::query_as(SPECS_OF_JOBS)
+                .bind(to_json(&uncached)?)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .into_iter()
+                .collect()
+        };
+        tx.commit().await.map_err(db_err)?;
         let mut jobs = Vec::with_capacity(rows.len());
         let mut parsed = Vec::new();
-        for row in &rows {
-            let (job, stored) = rows::due_job_from_row(row, &self.due_specs)?;
-            if let Some(stored) = stored {
-                parsed.push((jobs.len(), stored));
+        for (row, spec) in rows.iter().zip(cached) {
+            let (job, revision) = rows::due_job_from_row(row, spec, &stored)?;
+            if let Some(revision) = revision {
+                parsed.push((jobs.len(), revision));
             }
             jobs.push(job);
         }
-        for (index, stored) in parsed {
+        for (index, (revision, stored_len)) in parsed {
             let job = &mut jobs[index];
             self.sealer
                 .open_spec(
@@ -1459,7 +1487,7 @@ impl Store for SqliteStore {
                     Arc::make_mut(&mut job.spec),
                 )
                 .await?;
-            self.due_specs.put(&job.id, stored, &job.spec);
+            self.due_specs.put(&job.id, revision, stored_len, &job.spec);
         }
         Ok(jobs)
     }
@@ -1825,9 +1853,13 @@ mod tests {
     #[tokio::test]
     async fn due_jobs_read_the_partial_index_in_order() {
         let (store, _dir) = fresh().await;
-        let plan = plan(&store, DUE_JOBS, 2).await;
-        assert!(plan.contains("USING INDEX jobs_due"), "{plan}");
-        assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+        let due = plan(&store, DUE_JOBS, 2).await;
+        assert!(due.contains("USING INDEX jobs_due"), "{due}");
+        assert!(!due.contains("TEMP B-TREE"), "no sort: {due}");
+        // The texts of the specs not cached, each by its key.
+        let specs = plan(&store, SPECS_OF_JOBS, 1).await;
+        assert!(specs.contains("sqlite_autoindex_jobs_1 (id=?)"), "{specs}");
+        assert!(!specs.contains("SCAN jobs"), "{specs}");
     }
 
     #[tokio::test]
@@ -1977,6 +2009,51 @@ mod tests {
         );
         assert!(!executions.contains("SCAN"), "{executions}");
         assert!(!executions.contains("TEMP B-TREE"), "no sort: {executions}");
+    }
+
+    /// A job's revision moves with every write of its spec, name or paused flag, by whatever
+    /// statement, and not when the scheduler advances `next_run_at`: the due-jobs read keys the
+    /// opened specs by it.
+    #[tokio::test]
+    async fn a_jobs_revision_moves_with_its_spec_and_not_with_its_schedule() {
+        let (store, _dir) = fresh().await;
+        for sql in [
+            "insert into workspaces (id, slug, signing_secret, created_at) values ('w', 'w', 's', 0)",
+            "insert into jobs (id, workspace_id, name, spec, next_run_at, created_at, updated_at)
+             values ('job_1', 'w', 'one', '{}', 1000, 0, 0)",
+        ] {
+            sqlx::query(sql).execute(&store.writer).await.expect(sql);
+        }
+        let revision = || async {
+            sqlx::query_scalar::<_, i64>("select revision from jobs where id = 'job_1'")
+                .fetch_one(&store.reader)
+                .await
+                .expect("revision")
+        };
+        assert_eq!(revision().await, 0);
+        let steps = [
+            // The scheduler's own writes: the schedule, and nothing the spec holds.
+            ("update jobs set next_run_at = 2000 where id = 'job_1'", 0),
+            (
+                "update jobs set next_run_at = 3000, updated_at = 5 where id = 'job_1'",
+                0,
+            ),
+            ("update jobs set failure_streak = 2 where id = 'job_1'", 0),
+            // An edit, even one that leaves the text as it was.
+            ("update jobs set spec = '{\"x\": 1}' where id = 'job_1'", 1),
+            ("update jobs set spec = spec where id = 'job_1'", 2),
+            ("update jobs set name = 'renamed' where id = 'job_1'", 3),
+            // A pause, as the 410 path writes it: flag and text in one statement, one move.
+            (
+                "update jobs set paused = 1, next_run_at = null,
+                     spec = json_set(spec, '$.paused', json('true')) where id = 'job_1'",
+                4,
+            ),
+        ];
+        for (sql, expected) in steps {
+            sqlx::query(sql).execute(&store.writer).await.expect(sql);
+            assert_eq!(revision().await, expected, "{sql}");
+        }
     }
 
     /// Jobs with a `keep_last` are read a page at a time: a pass reaches jobs past the first

@@ -102,25 +102,43 @@ pub(crate) fn job_from_row(row: &SqliteRow) -> StoreResult<Job> {
     job_with_spec(row, id, Arc::new(spec))
 }
 
-/// Reads the columns of `job_columns!()` of a due job: its spec from `cache` when the stored
-/// text is the one cached. The second value is the stored text of a spec that was parsed, still
-/// to be opened and cached by the caller.
+/// The positions of the due-jobs read (`DUE_JOBS`): `job_columns!()`'s, with the job's revision
+/// (migration 0018) where the spec's text is.
+pub(crate) mod due_column {
+    pub(crate) const REVISION: usize = super::job_column::SPEC;
+}
+
+/// Reads a row of the due-jobs read: the job with `cached`, its spec opened at the row's
+/// revision, when there is one. Otherwise the spec is read from `stored` (the job's id to its
+/// stored text) and not yet opened; the second value is then the row's revision and the text's
+/// length, for the caller to open and cache it.
 pub(crate) fn due_job_from_row(
     row: &SqliteRow,
-    cache: &cronhook_store::SpecCache,
-) -> StoreResult<(Job, Option<String>)> {
+    cached: Option<Arc<JobSpec>>,
+    stored: &std::collections::HashMap<String, String>,
+) -> StoreResult<(Job, Option<(i64, usize)>)> {
     let id: String = at(row, job_column::ID)?;
-    let stored: &str = at(row, job_column::SPEC)?;
-    let name: &str = at(row, job_column::NAME)?;
-    let paused: bool = at(row, job_column::PAUSED)?;
-    if let Some(spec) = cache.get(&id, stored, name, paused) {
+    if let Some(spec) = cached {
         return Ok((job_with_spec(row, id, spec)?, None));
     }
-    let spec = spec_from_columns(&id, stored, name.to_owned(), paused)?;
-    Ok((
-        job_with_spec(row, id, Arc::new(spec))?,
-        Some(stored.to_owned()),
-    ))
+    let revision: i64 = at(row, due_column::REVISION)?;
+    // Read in the same snapshot as the row, so it is there.
+    let text = stored.get(&id).ok_or_else(|| {
+        cronhook_store::StoreError::Corrupt(format!("due job `{id}` has no stored spec"))
+    })?;
+    let spec = spec_from_columns(
+        &id,
+        text,
+        at(row, job_column::NAME)?,
+        at(row, job_column::PAUSED)?,
+    )?;
+    let parsed = (revision, text.len());
+    Ok((job_with_spec(row, id, Arc::new(spec))?, Some(parsed)))
+}
+
+/// The id and revision of a row of the due-jobs read.
+pub(crate) fn due_job_revision(row: &SqliteRow) -> StoreResult<(&str, i64)> {
+    Ok((at(row, job_column::ID)?, at(row, due_column::REVISION)?))
 }
 
 fn job_with_spec(row: &SqliteRow, id: String, spec: Arc<JobSpec>) -> StoreResult<Job> {

@@ -2,8 +2,9 @@
 //!
 //! An every-second job is read back every second, and parsing its stored JSON and opening its
 //! sealed headers was most of what reading due jobs cost. The cache keeps the opened spec with
-//! the exact stored text it came from, and hands it out again only for the same text, name and
-//! paused flag: any edit, pause or re-seal changes one of them, so a stale spec is never served.
+//! the revision of the job it came from: a number the store moves whenever the job's spec, name
+//! or paused flag change (any edit, pause or re-seal), so a stale spec is never served. The store
+//! then reads a due job's revision, and its stored text only when the revision is not cached.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use cronhook_core::JobSpec;
 use cronhook_core::cache::BoundedCache;
 
 /// About the most memory, in bytes, a [`SpecCache`]'s entries take: ~90 000 jobs of a plain spec
-/// (~700 bytes each, the stored text, the opened spec and the id), fewer of larger ones. When it
+/// (~700 bytes each, the opened spec and the id), fewer of larger ones. When it
 /// is full, the entries not read since the previous sweep are dropped (deleted jobs, jobs that
 /// fire rarely), at most once per [`SPEC_CACHE_SWEEP`]; in between, new jobs are not cached.
 pub const SPEC_CACHE_BYTES: usize = 64 * 1024 * 1024;
@@ -22,7 +23,7 @@ pub const SPEC_CACHE_SWEEP: Duration = Duration::from_secs(60);
 /// What an entry takes beside its texts: the spec's fields, the map's slot, the `Arc`.
 const ENTRY_OVERHEAD_BYTES: usize = 512;
 
-/// Opened job specs keyed by job id, each with the stored text it was read from.
+/// Opened job specs keyed by job id, each with the revision it was read at.
 #[derive(Debug)]
 pub struct SpecCache {
     /// Keyed by job id: ids are cronhook's own, so the fast hasher is safe here.
@@ -31,9 +32,7 @@ pub struct SpecCache {
 
 #[derive(Debug)]
 struct CachedSpec {
-    stored: String,
-    name: String,
-    paused: bool,
+    revision: i64,
     spec: Arc<JobSpec>,
 }
 
@@ -46,29 +45,30 @@ impl Default for SpecCache {
 }
 
 impl SpecCache {
-    /// The opened spec of job `id`, when it was cached from exactly this stored text, name and
-    /// paused flag.
-    pub fn get(&self, id: &str, stored: &str, name: &str, paused: bool) -> Option<Arc<JobSpec>> {
+    /// The opened spec of job `id`, when it was cached at exactly this revision.
+    pub fn get(&self, id: &str, revision: i64) -> Option<Arc<JobSpec>> {
         let mut inner = self.lock();
-        let cached = inner.get(id).filter(|cached| {
-            cached.stored == stored && cached.name == name && cached.paused == paused
-        })?;
+        let cached = inner.get(id).filter(|cached| cached.revision == revision)?;
         Some(Arc::clone(&cached.spec))
     }
 
-    /// Remembers the opened `spec` of job `id`, read from `stored` (its name and paused flag are
-    /// the spec's own).
-    pub fn put(&self, id: &str, stored: String, spec: &Arc<JobSpec>) {
-        self.put_at(id, stored, spec, Instant::now());
+    /// Remembers the opened `spec` of job `id`, read at `revision` from a stored text of
+    /// `stored_len` bytes (what the opened spec holds, about).
+    pub fn put(&self, id: &str, revision: i64, stored_len: usize, spec: &Arc<JobSpec>) {
+        self.put_at(id, revision, stored_len, spec, Instant::now());
     }
 
-    fn put_at(&self, id: &str, stored: String, spec: &Arc<JobSpec>, now: Instant) {
-        // The opened spec holds about what its stored text says, so the text counts twice.
-        let weight = id.len() + 2 * stored.len() + spec.name.len() + ENTRY_OVERHEAD_BYTES;
+    fn put_at(
+        &self,
+        id: &str,
+        revision: i64,
+        stored_len: usize,
+        spec: &Arc<JobSpec>,
+        now: Instant,
+    ) {
+        let weight = id.len() + stored_len + ENTRY_OVERHEAD_BYTES;
         let cached = CachedSpec {
-            stored,
-            name: spec.name.clone(),
-            paused: spec.paused,
+            revision,
             spec: Arc::clone(spec),
         };
         self.lock().insert(id.to_owned(), cached, weight, now);
@@ -108,29 +108,23 @@ mod tests {
     }
 
     #[test]
-    fn serves_only_the_text_it_was_read_from() {
+    fn serves_only_the_revision_it_was_read_at() {
         let cache = SpecCache::default();
-        let stored = r#"{"request":{"url":"https://a.example/"}}"#;
         let opened = spec("https://a.example/");
-        cache.put("job_1", stored.to_owned(), &opened);
-        let hit = cache
-            .get("job_1", stored, "nightly", false)
-            .expect("cached");
+        cache.put("job_1", 3, 40, &opened);
+        let hit = cache.get("job_1", 3).expect("cached");
         assert_eq!(hit.request.url, "https://a.example/");
         assert!(Arc::ptr_eq(&hit, &opened), "handed out shared, not copied");
-        assert!(
-            cache
-                .get(
-                    "job_1",
-                    r#"{"request":{"url":"https://b.example/"}}"#,
-                    "nightly",
-                    false
-                )
-                .is_none()
+        assert!(cache.get("job_1", 4).is_none(), "edited since");
+        assert!(cache.get("job_2", 3).is_none());
+        // The next revision replaces it.
+        cache.put("job_1", 4, 40, &spec("https://b.example/"));
+        assert_eq!(
+            cache.get("job_1", 4).expect("cached").request.url,
+            "https://b.example/"
         );
-        assert!(cache.get("job_1", stored, "renamed", false).is_none());
-        assert!(cache.get("job_1", stored, "nightly", true).is_none());
-        assert!(cache.get("job_2", stored, "nightly", false).is_none());
+        assert!(cache.get("job_1", 3).is_none());
+        assert_eq!(cache.len(), 1);
     }
 
     #[test]
@@ -138,21 +132,19 @@ mod tests {
         let cache = SpecCache::default();
         let opened = spec("https://a.example/");
         let id = |index: usize| format!("job_{index:06}");
-        let fits = SPEC_CACHE_BYTES / (id(0).len() + "nightly".len() + ENTRY_OVERHEAD_BYTES);
+        // Specs stored in ~300 bytes.
+        let stored_len = 300;
+        let fits = SPEC_CACHE_BYTES / (id(0).len() + stored_len + ENTRY_OVERHEAD_BYTES);
         let start = Instant::now();
         // A thousand more jobs than fit, all read every second, as the scheduler reads them.
         let read_all = |second: u64| {
             let mut hits = 0;
             for index in 0..fits + 1_000 {
-                if cache.get(&id(index), "", "nightly", false).is_some() {
+                if cache.get(&id(index), 0).is_some() {
                     hits += 1;
                 } else {
-                    cache.put_at(
-                        &id(index),
-                        String::new(),
-                        &opened,
-                        start + Duration::from_secs(second),
-                    );
+                    let now = start + Duration::from_secs(second);
+                    cache.put_at(&id(index), 0, stored_len, &opened, now);
                 }
             }
             hits
@@ -163,18 +155,5 @@ mod tests {
             assert_eq!(read_all(second), fits, "second {second}");
             assert_eq!(cache.len(), fits);
         }
-        // An edited job is read again and replaces its entry, whatever the others.
-        let edited = spec("https://b.example/");
-        cache.put_at(
-            &id(5),
-            "edited".to_owned(),
-            &edited,
-            start + Duration::from_secs(63),
-        );
-        let hit = cache
-            .get(&id(5), "edited", "nightly", false)
-            .expect("replaced");
-        assert_eq!(hit.request.url, "https://b.example/");
-        assert!(cache.get(&id(5), "", "nightly", false).is_none());
     }
 }
