@@ -1471,9 +1471,9 @@ impl Store for SqliteStore {
         let mut jobs = Vec::with_capacity(rows.len());
         let mut parsed = Vec::new();
         for (row, spec) in rows.iter().zip(cached) {
-            let (job, revision) = rows::due_job_from_row(row, spec, &stored)?;
-            if let Some(revision) = revision {
-                parsed.push((jobs.len(), revision));
+            let (job, opened_here) = rows::due_job_from_row(row, spec, &stored)?;
+            if let Some(revision_and_len) = opened_here {
+                parsed.push((jobs.len(), revision_and_len));
             }
             jobs.push(job);
         }
@@ -1853,6 +1853,13 @@ mod tests {
     #[tokio::test]
     async fn due_jobs_read_the_partial_index_in_order() {
         let (store, _dir) = fresh().await;
+        // Its columns are `job_columns!()`'s with the revision where the spec is, so the rows
+        // are read by the same positions (`rows::due_column`).
+        let columns = job_columns!().replace("spec", "revision");
+        assert!(
+            DUE_JOBS.starts_with(&format!("select {columns}\n")),
+            "{DUE_JOBS}"
+        );
         let due = plan(&store, DUE_JOBS, 2).await;
         assert!(due.contains("USING INDEX jobs_due"), "{due}");
         assert!(!due.contains("TEMP B-TREE"), "no sort: {due}");
