@@ -29,6 +29,15 @@ macro_rules! job_columns {
     };
 }
 
+/// The columns `rows::claimed_job_from_row` reads: `job_columns!()`'s with the job's revision in
+/// place of the spec's text, which [`SPECS_OF_JOBS`] reads only for the jobs whose opened spec
+/// is not cached at that revision.
+macro_rules! claimed_job_columns {
+    () => {
+        "id, workspace_id, name, revision, paused, next_run_at, created_at, updated_at"
+    };
+}
+
 /// The columns `rows::execution_from_row` reads.
 macro_rules! execution_columns {
     () => {
@@ -109,6 +118,8 @@ pub struct PostgresStore {
     sealer: std::sync::Arc<cronhook_store::Sealer>,
     /// Where pruning by `keep_last` resumes.
     keep_last_cursor: std::sync::Arc<cronhook_store::KeepLastCursor>,
+    /// The opened specs of claimed jobs, so a job claimed every second is parsed once.
+    due_specs: std::sync::Arc<cronhook_store::SpecCache>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -147,6 +158,7 @@ impl PostgresStore {
                 pool,
                 sealer: std::sync::Arc::default(),
                 keep_last_cursor: std::sync::Arc::default(),
+                due_specs: std::sync::Arc::default(),
             }),
             // The pool kept retrying and says only that it timed out; one more attempt names the
             // reason (connection refused, unknown host...) for whoever reads the error.
@@ -182,6 +194,63 @@ impl PostgresStore {
     /// The newest migration this build knows.
     fn expected_schema_version() -> i64 {
         MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    /// One try of `claim_due_jobs`. The claim returns each job's revision; the texts of the
+    /// specs not cached at theirs are read in the same transaction, where the claim's row locks
+    /// keep every claimed job at the revision it returned.
+    async fn claim_due_jobs_once(
+        &self,
+        lease: &Lease,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Job>> {
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(CLAIM_DUE_JOBS)
+            .bind(ms(until))
+            .bind(ms(now))
+            .bind(lease.node_id.as_str())
+            .bind(i64::from(limit))
+            .bind(ms(lease.until))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let mut cached = Vec::with_capacity(rows.len());
+        let mut uncached = Vec::new();
+        for row in &rows {
+            let (id, revision) = rows::claimed_job_revision(row)?;
+            let spec = self.due_specs.get(id, revision);
+            if spec.is_none() {
+                uncached.push(id);
+            }
+            cached.push(spec);
+        }
+        let stored: HashMap<String, String> = if uncached.is_empty() {
+            HashMap::new()
+        } else {
+            sqlx::query_as(SPECS_OF_JOBS)
+                .bind(&uncached)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .into_iter()
+                .collect()
+        };
+        commit(tx).await?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        let mut parsed = Vec::new();
+        for (row, spec) in rows.iter().zip(cached) {
+            let (job, opened_here) = rows::claimed_job_from_row(row, spec, &stored)?;
+            if let Some(revision_and_len) = opened_here {
+                parsed.push((jobs.len(), revision_and_len));
+            }
+            jobs.push(job);
+        }
+        self.due_specs
+            .open_and_keep(&self.sealer, self, &mut jobs, parsed)
+            .await?;
+        Ok(jobs)
     }
 
     async fn materialize_once(&self, occurrences: &[Occurrence]) -> StoreResult<Vec<Materialized>> {
@@ -606,8 +675,11 @@ const CLAIM_DUE_JOBS: &str = concat!(
      update jobs set claimed_by = $3, claim_until = $5
      from due where jobs.id = due.due_id
      returning ",
-    job_columns!(),
+    claimed_job_columns!(),
 );
+
+/// The stored specs of the jobs whose ids `$1` lists, by id.
+const SPECS_OF_JOBS: &str = "select id, spec from jobs where id = any($1)";
 
 /// Claims up to `$2` executions that are ready at `$1` (queued or retrying, due, no live lease)
 /// or orphaned (running with a lease that ran out), oldest `run_at` first, leasing them to `$3`
@@ -1210,31 +1282,13 @@ impl Store for PostgresStore {
         until: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<Job>> {
-        let (now, until, lease_until) = (ms(now), ms(until), ms(lease.until));
-        let node_id = lease.node_id.as_str();
-        let rows = retrying(|| async move {
-            sqlx::query(CLAIM_DUE_JOBS)
-                .bind(until)
-                .bind(now)
-                .bind(node_id)
-                .bind(i64::from(limit))
-                .bind(lease_until)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_err)
-        })
-        .await?;
-        let mut jobs = rows
-            .iter()
-            .map(job_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let mut jobs = retrying(|| self.claim_due_jobs_once(lease, now, until, limit)).await?;
         // `returning` does not keep the order of the candidates.
         jobs.sort_by(|a, b| {
             a.next_run_at
                 .cmp(&b.next_run_at)
                 .then_with(|| a.id.cmp(&b.id))
         });
-        self.open_jobs(&mut jobs).await?;
         Ok(jobs)
     }
 

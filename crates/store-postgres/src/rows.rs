@@ -95,6 +95,43 @@ pub(crate) fn job_from_row(row: &PgRow) -> StoreResult<Job> {
     })
 }
 
+/// The id and revision of a row of the due-jobs claim (`claimed_job_columns!()`).
+pub(crate) fn claimed_job_revision(row: &PgRow) -> StoreResult<(&str, i64)> {
+    Ok((get(row, "id")?, get(row, "revision")?))
+}
+
+/// Reads a row of the due-jobs claim (`claimed_job_columns!()`): the job with `cached`, its spec
+/// opened at the row's revision, when there is one. Otherwise the spec is read from `stored`
+/// (the job's id to its stored text) and not yet opened; the second value is then the row's
+/// revision and the text's length, for the caller to open and cache it.
+pub(crate) fn claimed_job_from_row(
+    row: &PgRow,
+    cached: Option<std::sync::Arc<JobSpec>>,
+    stored: &std::collections::HashMap<String, String>,
+) -> StoreResult<(Job, Option<(i64, usize)>)> {
+    let id: String = get(row, "id")?;
+    let (spec, opened_here) = match cached {
+        Some(spec) => (spec, None),
+        None => {
+            // Read in the claim's transaction, which holds the row, so it is there.
+            let text = stored.get(&id).ok_or_else(|| {
+                StoreError::Corrupt(format!("claimed job `{id}` has no stored spec"))
+            })?;
+            let spec = spec_from_columns(&id, text, get(row, "name")?, get(row, "paused")?)?;
+            (spec, Some((get(row, "revision")?, text.len())))
+        }
+    };
+    let job = Job {
+        workspace_id: get(row, "workspace_id")?,
+        spec,
+        next_run_at: opt_instant(row, "next_run_at")?,
+        created_at: instant(row, "created_at")?,
+        updated_at: instant(row, "updated_at")?,
+        id,
+    };
+    Ok((job, opened_here))
+}
+
 /// Reads the columns of `execution_columns!()`; attempts are left empty for the caller.
 pub(crate) fn execution_from_row(row: &PgRow) -> StoreResult<Execution> {
     Ok(Execution {

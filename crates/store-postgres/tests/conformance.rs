@@ -567,6 +567,86 @@ async fn schedulers_split_the_due_jobs_between_them() {
     .await;
 }
 
+/// Each node keeps the specs it claims, opened, by the job's revision: an edit made through
+/// another node is claimed as edited at once. The revision moves with every write of a spec, a
+/// name or a paused flag, and not with a claim or the schedule's advance.
+#[tokio::test]
+async fn a_claim_serves_an_edit_made_on_another_node() {
+    with_store(|node_a, url| async move {
+        let node_b = PostgresStore::open(&url).await.expect("a second node");
+        let created = workspace("revisions");
+        node_a.create_workspace(&created).await.expect("create");
+        let due = distant_past();
+        let mut job = job(&created, "edited", Some(due));
+        node_a.insert_job(&job).await.expect("insert");
+        let claim = |store: &PostgresStore| {
+            let store = store.clone();
+            async move {
+                let lease = Lease {
+                    node_id: "node-a".to_owned(),
+                    until: due + chrono::Duration::minutes(1),
+                };
+                let claimed = store
+                    .claim_due_jobs(&lease, due, due + chrono::Duration::seconds(1), 10)
+                    .await
+                    .expect("claim");
+                assert_eq!(claimed.len(), 1, "{claimed:?}");
+                claimed.into_iter().next().expect("one job")
+            }
+        };
+        let mut connection = sqlx::PgConnection::connect(&url).await.expect("connect");
+        let connection = &mut connection;
+        assert_eq!(claim(&node_a).await.spec, job.spec);
+        assert_eq!(claim(&node_a).await.spec, job.spec, "served again");
+        assert_eq!(only_revision(connection).await, 0, "claims leave it");
+
+        Arc::make_mut(&mut job.spec).request.url = "https://example.com/edited".into();
+        node_b.update_job(&job).await.expect("edit on node b");
+        assert_eq!(only_revision(connection).await, 1);
+        assert_eq!(claim(&node_a).await.spec, job.spec, "the edit, on node a");
+
+        // Renamed in the same millisecond: `updated_at` stays, the revision moves.
+        Arc::make_mut(&mut job.spec).name = "renamed".into();
+        node_b.update_job(&job).await.expect("rename on node b");
+        assert_eq!(only_revision(connection).await, 2);
+        assert_eq!(claim(&node_a).await.spec.name, "renamed");
+
+        for (sql, expected) in [
+            // The scheduler's own writes: the schedule and the claim, nothing the spec holds.
+            (
+                "update jobs set next_run_at = next_run_at + interval '1 second'",
+                2,
+            ),
+            ("update jobs set claimed_by = null, claim_until = null", 2),
+            ("update jobs set failure_streak = 3", 2),
+            // Written, even unchanged.
+            ("update jobs set spec = spec", 3),
+            ("update jobs set paused = paused", 4),
+        ] {
+            sqlx::query(sql).execute(&mut *connection).await.expect(sql);
+            assert_eq!(only_revision(connection).await, expected, "{sql}");
+        }
+        // The 410 path: flag and text in one statement, one move; a paused job is not claimed.
+        assert!(
+            node_b
+                .pause_job(&created.id, &job.id, due)
+                .await
+                .expect("pause")
+        );
+        assert_eq!(only_revision(connection).await, 5);
+        node_b.close().await;
+    })
+    .await;
+}
+
+/// The revision of the database's one job.
+async fn only_revision(connection: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar("select revision from jobs")
+        .fetch_one(connection)
+        .await
+        .expect("revision")
+}
+
 fn distant_past() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(1999, 1, 1, 0, 0, 0)
         .single()

@@ -1477,18 +1477,9 @@ impl Store for SqliteStore {
             }
             jobs.push(job);
         }
-        for (index, (revision, stored_len)) in parsed {
-            let job = &mut jobs[index];
-            self.sealer
-                .open_spec(
-                    self,
-                    &job.workspace_id,
-                    &job.id,
-                    Arc::make_mut(&mut job.spec),
-                )
-                .await?;
-            self.due_specs.put(&job.id, revision, stored_len, &job.spec);
-        }
+        self.due_specs
+            .open_and_keep(&self.sealer, self, &mut jobs, parsed)
+            .await?;
         Ok(jobs)
     }
 

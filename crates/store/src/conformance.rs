@@ -1593,19 +1593,34 @@ pub async fn insert_execution_refuses_duplicates(store: &dyn Store) {
     assert_eq!(read.trigger, Trigger::Replay);
 }
 
-/// Due jobs are read back as they are stored now, however often they were read before and
-/// even when an edit keeps `updated_at` (two edits in one millisecond).
+/// Due jobs are read and claimed as they are stored now, however often they were read before
+/// and even when an edit keeps `updated_at` (two edits in one millisecond).
 pub async fn due_jobs_follow_every_edit(store: &dyn Store) {
     let workspace = new_workspace(store).await;
     let e = distant_past(1991);
     let mut job = insert_job(store, &workspace, "followed", Some(e)).await;
+    // Read both ways: the scheduler's claim (which PostgreSQL serves from its own cache of
+    // specs) must follow every edit as the plain read does.
     let read_back = |job_id: String| async move {
-        store
+        let due = store
             .due_jobs(e + secs(10), 1000)
             .await
             .expect("due jobs")
             .into_iter()
-            .find(|due| due.id == job_id)
+            .find(|due| due.id == job_id);
+        let claimed = store
+            .claim_due_jobs(
+                &lease("following-edits", Utc::now() + Duration::minutes(5)),
+                Utc::now(),
+                e + secs(10),
+                1000,
+            )
+            .await
+            .expect("claim due jobs")
+            .into_iter()
+            .find(|claimed| claimed.id == job_id);
+        assert_eq!(claimed, due, "the claim and the plain read agree");
+        due
     };
     for _ in 0..2 {
         let due = read_back(job.id.clone()).await.expect("due");

@@ -214,10 +214,21 @@ pub async fn sealed_headers_read_back_in_the_clear(store: &dyn Store) {
         .await
         .expect("list");
     assert_eq!(*page.items[0].spec, spec);
-    // Read twice: a store that keeps opened specs of due jobs hands out the same clear spec.
+    // Read and claimed twice: a store that keeps opened specs of due jobs hands out the same
+    // clear spec.
+    let due_lease = Lease {
+        node_id: format!("sec-due-{}", job.id),
+        until: now() + Duration::minutes(5),
+    };
     for _ in 0..2 {
         let due = store.due_jobs(past, 1000).await.expect("due");
         let mine = due.iter().find(|j| j.id == job.id).expect("due");
+        assert_eq!(*mine.spec, spec);
+        let claimed = store
+            .claim_due_jobs(&due_lease, now(), past, 1000)
+            .await
+            .expect("claim due jobs");
+        let mine = claimed.iter().find(|j| j.id == job.id).expect("claimed");
         assert_eq!(*mine.spec, spec);
     }
 

@@ -9,8 +9,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cronhook_core::JobSpec;
 use cronhook_core::cache::BoundedCache;
+use cronhook_core::{Job, JobSpec};
+
+use crate::{Sealer, StoreResult, WorkspaceKeyStore};
 
 /// About the most memory, in bytes, a [`SpecCache`]'s entries take: ~90 000 jobs of a plain spec
 /// (~700 bytes each, the opened spec and the id), fewer of larger ones. When it
@@ -72,6 +74,31 @@ impl SpecCache {
             spec: Arc::clone(spec),
         };
         self.lock().insert(id.to_owned(), cached, weight, now);
+    }
+
+    /// Opens the sealed values of the jobs whose specs a read parsed from their stored text, and
+    /// keeps them for the next read. `parsed` holds each such job's index in `jobs`, with the
+    /// revision and the stored text's length the read found.
+    pub async fn open_and_keep(
+        &self,
+        sealer: &Sealer,
+        keys: &dyn WorkspaceKeyStore,
+        jobs: &mut [Job],
+        parsed: Vec<(usize, (i64, usize))>,
+    ) -> StoreResult<()> {
+        for (index, (revision, stored_len)) in parsed {
+            let job = &mut jobs[index];
+            sealer
+                .open_spec(
+                    keys,
+                    &job.workspace_id,
+                    &job.id,
+                    Arc::make_mut(&mut job.spec),
+                )
+                .await?;
+            self.put(&job.id, revision, stored_len, &job.spec);
+        }
+        Ok(())
     }
 
     /// How many jobs are cached.
