@@ -169,10 +169,12 @@ async fn metrics_count_executions_attempts_and_lag() {
             &["le=\"0.005\""]
         ) >= 0.0
     );
-    // The scheduler's own timing: one observation per pass that wrote occurrences.
+    // The scheduler's own timing: one observation per pass that wrote occurrences, and (the
+    // claim) per read of the due window.
     for name in [
         "cronhook_scheduler_delay_seconds",
         "cronhook_scheduler_materialize_seconds",
+        "cronhook_scheduler_claim_seconds",
     ] {
         let passes = value(&format!("{name}_count"), &[]);
         assert!(passes >= 1.0, "{name} recorded {passes} times");

@@ -446,6 +446,7 @@ async fn run_fire(
         - counter(&metrics_before, cronhook_scheduler::MISSED_UNFIRED_TOTAL);
     let scheduler_delay = scheduler(cronhook_scheduler::DELAY_SECONDS);
     let materialize = scheduler(cronhook_scheduler::MATERIALIZE_SECONDS);
+    let claim = scheduler(cronhook_scheduler::CLAIM_SECONDS);
     // Late deliveries of the window's last seconds still count.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let records = sink.take();
@@ -620,6 +621,8 @@ async fn run_fire(
     );
     report.add("materialize_batches", materialize.count);
     report.add("materialize_mean_ms", ms(materialize.mean()));
+    report.add("claim_reads", claim.count);
+    report.add("claim_mean_ms", ms(claim.mean()));
     // What the scheduler itself says it shed (misfire policy) while the window ran: beside
     // `lost`, which the sink saw.
     report.add("scheduler_missed_unfired", missed_unfired);

@@ -266,6 +266,13 @@ fn install_metrics(
                 MATERIALIZE_BUCKETS,
             )
         })
+        .and_then(|builder| {
+            // A read of due jobs is a batch's database round like a write.
+            builder.set_buckets_for_metric(
+                Matcher::Full(cronhook_scheduler::CLAIM_SECONDS.to_owned()),
+                MATERIALIZE_BUCKETS,
+            )
+        })
         .and_then(|builder| builder.install_recorder());
     let handle = match installed {
         Ok(handle) => handle,
