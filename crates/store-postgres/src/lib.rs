@@ -79,14 +79,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cronhook_core::{
-    Attempt, AttemptError, Concurrency, ErrorKind, Execution, ExecutionStatus, Job,
+    Attempt, AttemptError, Concurrency, ErrorKind, Execution, ExecutionStatus, Job, JobSpec,
 };
 use cronhook_store::{
     ApiKey, AttemptRecord, ClaimedExecution, ExecutionFilter, HistoryByStatus, Lease, Materialized,
     NewExecution, NextStep, Occurrence, Page, PageRequest, Store, StoreError, StoreResult, User,
     Workspace,
 };
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection as _, PgConnection, Postgres, Transaction};
 
 use crate::convert::{
@@ -340,16 +340,78 @@ impl PostgresStore {
         lease: &Lease,
         now: DateTime<Utc>,
         limit: u32,
-    ) -> StoreResult<Vec<ClaimedExecution>> {
-        let rows = sqlx::query(CLAIM)
+    ) -> StoreResult<Vec<PgRow>> {
+        sqlx::query(CLAIM)
             .bind(ms(now))
             .bind(i64::from(limit))
             .bind(&lease.node_id)
             .bind(ms(lease.until))
             .fetch_all(&self.pool)
             .await
-            .map_err(db_err)?;
-        rows.iter().map(claimed_from_row).collect()
+            .map_err(db_err)
+    }
+
+    /// The executions of claim `rows`, each with its job's opened spec: the one cached at the
+    /// revision the claim read, or else the job's spec as it is now, read, opened and cached at
+    /// its revision. An edit that lands between the claim and that read is sent, as it would
+    /// have been had the claim come a moment later; an execution whose job was deleted
+    /// meanwhile is gone with it and is left out.
+    async fn claimed_with_specs(&self, rows: &[PgRow]) -> StoreResult<Vec<ClaimedExecution>> {
+        let mut specs: HashMap<&str, Arc<JobSpec>> = HashMap::new();
+        let mut uncached = std::collections::HashSet::new();
+        for row in rows {
+            let (job_id, revision) = rows::claimed_execution_job(row)?;
+            if specs.contains_key(job_id) || uncached.contains(job_id) {
+                continue;
+            }
+            match self.due_specs.get(job_id, revision) {
+                Some(spec) => {
+                    specs.insert(job_id, spec);
+                }
+                None => {
+                    uncached.insert(job_id);
+                }
+            }
+        }
+        if !uncached.is_empty() {
+            let ids: Vec<&str> = uncached.iter().copied().collect();
+            let read: Vec<(String, String, i64, String, bool, String)> =
+                sqlx::query_as(SPECS_AT_REVISION)
+                    .bind(&ids)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+            for (job_id, workspace_id, revision, name, paused, text) in read {
+                let Some(&key) = uncached.get(job_id.as_str()) else {
+                    continue;
+                };
+                let mut spec = rows::spec_from_columns(&job_id, &text, name, paused)?;
+                self.due_specs
+                    .open_and_keep_one(
+                        &self.sealer,
+                        self,
+                        (&workspace_id, &job_id),
+                        (revision, text.len()),
+                        &mut spec,
+                    )
+                    .await?;
+                specs.insert(key, spec);
+            }
+        }
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (job_id, _) = rows::claimed_execution_job(row)?;
+            match specs.get(job_id) {
+                Some(spec) => claimed.push(claimed_from_row(row, Arc::clone(spec))?),
+                None => {
+                    tracing::debug!(
+                        job_id,
+                        "claimed an execution of a job deleted since; leaving it out"
+                    );
+                }
+            }
+        }
+        Ok(claimed)
     }
 
     async fn record_attempts_once(&self, records: &[AttemptRecord]) -> StoreResult<Vec<bool>> {
@@ -681,6 +743,11 @@ const CLAIM_DUE_JOBS: &str = concat!(
 /// The stored specs of the jobs whose ids `$1` lists, by id.
 const SPECS_OF_JOBS: &str = "select id, spec from jobs where id = any($1)";
 
+/// The jobs whose ids `$1` lists, with what opening their specs takes: the revision the text is
+/// at, the `name` and `paused` columns, and the text.
+const SPECS_AT_REVISION: &str =
+    "select id, workspace_id, revision, name, paused, spec from jobs where id = any($1)";
+
 /// Claims up to `$2` executions that are ready at `$1` (queued or retrying, due, no live lease)
 /// or orphaned (running with a lease that ran out), oldest `run_at` first, leasing them to `$3`
 /// until `$4`. `skip locked` makes concurrent claimers pass over each other's rows instead of
@@ -692,7 +759,7 @@ const SPECS_OF_JOBS: &str = "select id, spec from jobs where id = any($1)";
 /// lease ahead), so one whose lease ran out is due; the one exception, an execution prepared
 /// ahead and released at shutdown, is claimed at its instant rather than before it.
 const CLAIM: &str = "with candidates as (
-        select e.id, e.status, j.name as job_name, j.spec as job_spec, j.paused as job_paused
+        select e.id, e.status, j.revision as job_revision
         from executions e join jobs j on j.id = e.job_id
         where e.status in ('queued', 'running', 'retrying') and e.run_at <= $1
           and ((e.status in ('queued', 'retrying')
@@ -707,8 +774,7 @@ const CLAIM: &str = "with candidates as (
         from candidates c
         where e.id = c.id
         returning e.id, e.workspace_id, e.job_id, e.scheduled_for, e.trigger, e.attempt_count,
-            e.started_at, e.run_at, c.status as previous_status, c.job_name, c.job_spec,
-            c.job_paused
+            e.started_at, e.run_at, c.status as previous_status, c.job_revision
     )
     select * from claimed order by run_at, id";
 
@@ -1329,16 +1395,8 @@ impl Store for PostgresStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut claimed = retrying(|| self.claim_once(lease, now, limit)).await?;
-        for execution in &mut claimed {
-            self.open_spec(
-                &execution.workspace_id,
-                &execution.job_id,
-                Arc::make_mut(&mut execution.spec),
-            )
-            .await?;
-        }
-        Ok(claimed)
+        let rows = retrying(|| self.claim_once(lease, now, limit)).await?;
+        self.claimed_with_specs(&rows).await
     }
 
     async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<Vec<bool>> {

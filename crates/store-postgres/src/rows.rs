@@ -64,7 +64,7 @@ pub(crate) fn user_from_row(row: &PgRow) -> StoreResult<User> {
 }
 
 /// A stored spec, with the `name` and `paused` columns winning over the json's copies.
-fn spec_from_columns(
+pub(crate) fn spec_from_columns(
     id: &str,
     json: &str,
     name: String,
@@ -150,9 +150,17 @@ pub(crate) fn execution_from_row(row: &PgRow) -> StoreResult<Execution> {
     })
 }
 
-/// Reads a row of the claim statement: the claimed execution, its status before the claim
-/// (`previous_status`) and its job.
-pub(crate) fn claimed_from_row(row: &PgRow) -> StoreResult<ClaimedExecution> {
+/// The job id and the job's revision of a row of the claim statement.
+pub(crate) fn claimed_execution_job(row: &PgRow) -> StoreResult<(&str, i64)> {
+    Ok((get(row, "job_id")?, get(row, "job_revision")?))
+}
+
+/// Reads a row of the claim statement: the claimed execution, with its status before the claim
+/// (`previous_status`), and `spec`, its job's opened spec.
+pub(crate) fn claimed_from_row(
+    row: &PgRow,
+    spec: std::sync::Arc<JobSpec>,
+) -> StoreResult<ClaimedExecution> {
     let id: String = get(row, "id")?;
     let job_id: String = get(row, "job_id")?;
     let previous_status: &str = get(row, "previous_status")?;
@@ -164,12 +172,7 @@ pub(crate) fn claimed_from_row(row: &PgRow) -> StoreResult<ClaimedExecution> {
         // Only a running execution whose lease ran out had an attempt in flight.
         interrupted: previous_status == "running",
         started_at: opt_instant(row, "started_at")?,
-        spec: spec_from_columns(
-            &job_id,
-            get(row, "job_spec")?,
-            get(row, "job_name")?,
-            get(row, "job_paused")?,
-        )?,
+        spec,
         job_id,
         id,
     })

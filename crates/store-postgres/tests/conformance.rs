@@ -611,29 +611,62 @@ async fn a_claim_serves_an_edit_made_on_another_node() {
         assert_eq!(only_revision(connection).await, 2);
         assert_eq!(claim(&node_a).await.spec.name, "renamed");
 
+        // Queued executions, claimed by node a's executor, carry the spec as edited on node b.
+        let run_queued = |store: &PostgresStore, job: &Job, n: i64| {
+            let (store, job) = (store.clone(), job.clone());
+            async move {
+                let queued = new_execution(&job, due - chrono::Duration::hours(1), n);
+                store.insert_execution(&queued).await.expect("queue");
+                let lease = Lease {
+                    node_id: "node-a".to_owned(),
+                    until: due + chrono::Duration::minutes(1),
+                };
+                let claimed = store
+                    .claim_executions(&lease, due, 10)
+                    .await
+                    .expect("claim executions");
+                assert_eq!(claimed.len(), 1, "{claimed:?}");
+                assert_eq!(claimed[0].id, queued.id);
+                claimed.into_iter().next().expect("one execution").spec
+            }
+        };
+        assert_eq!(*run_queued(&node_a, &job, 0).await, *job.spec);
+        assert_eq!(
+            *run_queued(&node_a, &job, 1).await,
+            *job.spec,
+            "served again"
+        );
+        Arc::make_mut(&mut job.spec).request.url = "https://example.com/edited-again".into();
+        node_b.update_job(&job).await.expect("edit on node b");
+        assert_eq!(only_revision(connection).await, 3);
+        assert_eq!(
+            run_queued(&node_a, &job, 2).await.request.url,
+            "https://example.com/edited-again"
+        );
+
         for (sql, expected) in [
             // The scheduler's own writes: the schedule and the claim, nothing the spec holds.
             (
                 "update jobs set next_run_at = next_run_at + interval '1 second'",
-                2,
+                3,
             ),
-            ("update jobs set claimed_by = null, claim_until = null", 2),
-            ("update jobs set failure_streak = 3", 2),
+            ("update jobs set claimed_by = null, claim_until = null", 3),
+            ("update jobs set failure_streak = 3", 3),
             // Written, even unchanged.
-            ("update jobs set spec = spec", 3),
-            ("update jobs set paused = paused", 4),
+            ("update jobs set spec = spec", 4),
+            ("update jobs set paused = paused", 5),
         ] {
             sqlx::query(sql).execute(&mut *connection).await.expect(sql);
             assert_eq!(only_revision(connection).await, expected, "{sql}");
         }
-        // The 410 path: flag and text in one statement, one move; a paused job is not claimed.
+        // The 410 path: flag and text in one statement, one move.
         assert!(
             node_b
                 .pause_job(&created.id, &job.id, due)
                 .await
                 .expect("pause")
         );
-        assert_eq!(only_revision(connection).await, 5);
+        assert_eq!(only_revision(connection).await, 6);
         node_b.close().await;
     })
     .await;

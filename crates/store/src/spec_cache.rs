@@ -86,18 +86,34 @@ impl SpecCache {
         jobs: &mut [Job],
         parsed: Vec<(usize, (i64, usize))>,
     ) -> StoreResult<()> {
-        for (index, (revision, stored_len)) in parsed {
+        for (index, stored_at) in parsed {
             let job = &mut jobs[index];
-            sealer
-                .open_spec(
-                    keys,
-                    &job.workspace_id,
-                    &job.id,
-                    Arc::make_mut(&mut job.spec),
-                )
-                .await?;
-            self.put(&job.id, revision, stored_len, &job.spec);
+            self.open_and_keep_one(
+                sealer,
+                keys,
+                (&job.workspace_id, &job.id),
+                stored_at,
+                &mut job.spec,
+            )
+            .await?;
         }
+        Ok(())
+    }
+
+    /// Opens the sealed values of `spec`, parsed from the stored text of job `(workspace, job)`
+    /// at `(revision, the text's length)`, and keeps it for the next read.
+    pub async fn open_and_keep_one(
+        &self,
+        sealer: &Sealer,
+        keys: &dyn WorkspaceKeyStore,
+        (workspace_id, job_id): (&str, &str),
+        (revision, stored_len): (i64, usize),
+        spec: &mut Arc<JobSpec>,
+    ) -> StoreResult<()> {
+        sealer
+            .open_spec(keys, workspace_id, job_id, Arc::make_mut(spec))
+            .await?;
+        self.put(job_id, revision, stored_len, spec);
         Ok(())
     }
 
