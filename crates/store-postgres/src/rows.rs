@@ -85,6 +85,11 @@ pub(crate) fn job_from_row(row: &PgRow) -> StoreResult<Job> {
         get(row, "name")?,
         get(row, "paused")?,
     )?;
+    job_with_spec(row, id, spec)
+}
+
+/// The job of a row of `job_columns!()` or `claimed_job_columns!()`, with `spec`.
+fn job_with_spec(row: &PgRow, id: String, spec: std::sync::Arc<JobSpec>) -> StoreResult<Job> {
     Ok(Job {
         workspace_id: get(row, "workspace_id")?,
         spec,
@@ -121,15 +126,7 @@ pub(crate) fn claimed_job_from_row(
             (spec, Some((get(row, "revision")?, text.len())))
         }
     };
-    let job = Job {
-        workspace_id: get(row, "workspace_id")?,
-        spec,
-        next_run_at: opt_instant(row, "next_run_at")?,
-        created_at: instant(row, "created_at")?,
-        updated_at: instant(row, "updated_at")?,
-        id,
-    };
-    Ok((job, opened_here))
+    Ok((job_with_spec(row, id, spec)?, opened_here))
 }
 
 /// Reads the columns of `execution_columns!()`; attempts are left empty for the caller.

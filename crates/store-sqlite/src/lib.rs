@@ -1446,16 +1446,11 @@ impl Store for SqliteStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(db_err)?;
-        let mut cached = Vec::with_capacity(rows.len());
-        let mut uncached = Vec::new();
-        for row in &rows {
-            let (id, revision) = rows::due_job_revision(row)?;
-            let spec = self.due_specs.get(id, revision);
-            if spec.is_none() {
-                uncached.push(id);
-            }
-            cached.push(spec);
-        }
+        let read = rows
+            .iter()
+            .map(rows::due_job_revision)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let (cached, uncached) = self.due_specs.lookup(&read);
         let stored: HashMap<String, String> = if uncached.is_empty() {
             HashMap::new()
         } else {
@@ -1468,19 +1463,12 @@ impl Store for SqliteStore {
                 .collect()
         };
         tx.commit().await.map_err(db_err)?;
-        let mut jobs = Vec::with_capacity(rows.len());
-        let mut parsed = Vec::new();
-        for (row, spec) in rows.iter().zip(cached) {
-            let (job, opened_here) = rows::due_job_from_row(row, spec, &stored)?;
-            if let Some(revision_and_len) = opened_here {
-                parsed.push((jobs.len(), revision_and_len));
-            }
-            jobs.push(job);
-        }
-        self.due_specs
-            .open_and_keep(&self.sealer, self, &mut jobs, parsed)
-            .await?;
-        Ok(jobs)
+        let read = rows
+            .iter()
+            .zip(cached)
+            .map(|(row, spec)| rows::due_job_from_row(row, spec, &stored))
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.due_specs.open_and_keep(&self.sealer, self, read).await
     }
 
     /// One SQLite file serves one process, so there is no other scheduler to split the work

@@ -54,6 +54,22 @@ impl SpecCache {
         Some(Arc::clone(&cached.spec))
     }
 
+    /// The opened specs of the jobs `read` (each id with the revision a read found), in order:
+    /// the cached spec where it is cached at that revision, else `None`; and the ids of the
+    /// latter, whose stored texts the read must fetch.
+    pub fn lookup<'a>(&self, read: &[(&'a str, i64)]) -> (Vec<Option<Arc<JobSpec>>>, Vec<&'a str>) {
+        let mut cached = Vec::with_capacity(read.len());
+        let mut uncached = Vec::new();
+        for &(id, revision) in read {
+            let spec = self.get(id, revision);
+            if spec.is_none() {
+                uncached.push(id);
+            }
+            cached.push(spec);
+        }
+        (cached, uncached)
+    }
+
     /// Remembers the opened `spec` of job `id`, read at `revision` from a stored text of
     /// `stored_len` bytes (what the opened spec holds, about).
     pub fn put(&self, id: &str, revision: i64, stored_len: usize, spec: &Arc<JobSpec>) {
@@ -76,28 +92,31 @@ impl SpecCache {
         self.lock().insert(id.to_owned(), cached, weight, now);
     }
 
-    /// Opens the sealed values of the jobs whose specs a read parsed from their stored text, and
-    /// keeps them for the next read. `parsed` holds each such job's index in `jobs`, with the
-    /// revision and the stored text's length the read found.
+    /// The jobs of a read, each with its spec opened: `read` holds each job with, when the read
+    /// parsed its spec from the stored text (not from this cache), the revision and the text's
+    /// length it found. Those specs' sealed values are opened here, and the specs kept for the
+    /// next read.
     pub async fn open_and_keep(
         &self,
         sealer: &Sealer,
         keys: &dyn WorkspaceKeyStore,
-        jobs: &mut [Job],
-        parsed: Vec<(usize, (i64, usize))>,
-    ) -> StoreResult<()> {
-        for (index, stored_at) in parsed {
-            let job = &mut jobs[index];
-            self.open_and_keep_one(
-                sealer,
-                keys,
-                (&job.workspace_id, &job.id),
-                stored_at,
-                &mut job.spec,
-            )
-            .await?;
+        read: Vec<(Job, Option<(i64, usize)>)>,
+    ) -> StoreResult<Vec<Job>> {
+        let mut jobs = Vec::with_capacity(read.len());
+        for (mut job, parsed_at) in read {
+            if let Some(stored_at) = parsed_at {
+                self.open_and_keep_one(
+                    sealer,
+                    keys,
+                    (&job.workspace_id, &job.id),
+                    stored_at,
+                    &mut job.spec,
+                )
+                .await?;
+            }
+            jobs.push(job);
         }
-        Ok(())
+        Ok(jobs)
     }
 
     /// Opens the sealed values of `spec`, parsed from the stored text of job `(workspace, job)`
@@ -168,6 +187,24 @@ mod tests {
         );
         assert!(cache.get("job_1", 3).is_none());
         assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn a_lookup_keeps_the_read_order_and_names_what_to_fetch() {
+        let cache = SpecCache::default();
+        cache.put("job_1", 1, 40, &spec("https://one.example/"));
+        cache.put("job_3", 7, 40, &spec("https://three.example/"));
+        let (cached, uncached) = cache.lookup(&[("job_1", 1), ("job_2", 0), ("job_3", 8)]);
+        let urls: Vec<Option<String>> = cached
+            .iter()
+            .map(|spec| spec.as_ref().map(|spec| spec.request.url.clone()))
+            .collect();
+        assert_eq!(urls, [Some("https://one.example/".to_owned()), None, None]);
+        assert_eq!(
+            uncached,
+            ["job_2", "job_3"],
+            "never cached, and edited since"
+        );
     }
 
     #[test]
