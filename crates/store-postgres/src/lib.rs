@@ -323,68 +323,79 @@ impl PostgresStore {
         Ok(outcomes)
     }
 
+    /// One try of `claim_executions`: the claim, and in its transaction the stored specs of
+    /// the claimed executions' jobs whose opened spec is not cached at the revision the claim
+    /// found (a failed read gives the claim back). Returns the claim's rows, the cached specs
+    /// by job id, and the stored ones.
     async fn claim_once(
         &self,
         lease: &Lease,
         now: DateTime<Utc>,
         limit: u32,
-    ) -> StoreResult<Vec<PgRow>> {
-        sqlx::query(CLAIM)
+    ) -> StoreResult<(Vec<PgRow>, HashMap<String, Arc<JobSpec>>, Vec<StoredSpec>)> {
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(CLAIM)
             .bind(ms(now))
             .bind(i64::from(limit))
             .bind(&lease.node_id)
             .bind(ms(lease.until))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await
-            .map_err(db_err)
-    }
-
-    /// The executions of claim `rows`, each with its job's opened spec: the one cached at the
-    /// revision the claim read, or else the job's spec as it is now, read, opened and cached at
-    /// its revision. An edit that lands between the claim and that read is sent, as it would
-    /// have been had the claim come a moment later; an execution whose job was deleted
-    /// meanwhile is gone with it and is left out.
-    async fn claimed_with_specs(&self, rows: &[PgRow]) -> StoreResult<Vec<ClaimedExecution>> {
-        let mut specs: HashMap<&str, Arc<JobSpec>> = HashMap::new();
-        let mut uncached = std::collections::HashSet::new();
-        for row in rows {
+            .map_err(db_err)?;
+        let mut cached = HashMap::new();
+        let mut uncached = std::collections::BTreeSet::new();
+        for row in &rows {
             let (job_id, revision) = rows::claimed_execution_job(row)?;
-            if specs.contains_key(job_id) || uncached.contains(job_id) {
+            if cached.contains_key(job_id) || uncached.contains(job_id) {
                 continue;
             }
             match self.due_specs.get(job_id, revision) {
                 Some(spec) => {
-                    specs.insert(job_id, spec);
+                    cached.insert(job_id.to_owned(), spec);
                 }
                 None => {
                     uncached.insert(job_id);
                 }
             }
         }
-        if !uncached.is_empty() {
-            let ids: Vec<&str> = uncached.iter().copied().collect();
-            let read: Vec<(String, String, i64, String, bool, String)> =
-                sqlx::query_as(SPECS_AT_REVISION)
-                    .bind(&ids)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(db_err)?;
-            for (job_id, workspace_id, revision, name, paused, text) in read {
-                let Some(&key) = uncached.get(job_id.as_str()) else {
-                    continue;
-                };
-                let mut spec = rows::spec_from_columns(&job_id, &text, name, paused)?;
-                self.due_specs
-                    .open_and_keep_one(
-                        &self.sealer,
-                        self,
-                        (&workspace_id, &job_id),
-                        (revision, text.len()),
-                        &mut spec,
-                    )
-                    .await?;
-                specs.insert(key, spec);
-            }
+        let stored = if uncached.is_empty() {
+            Vec::new()
+        } else {
+            let ids: Vec<&str> = uncached.into_iter().collect();
+            sqlx::query_as(SPECS_AT_REVISION)
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?
+        };
+        commit(tx).await?;
+        Ok((rows, cached, stored))
+    }
+
+    /// The executions of claim `rows`, each with its job's opened spec: the one `cached` at the
+    /// revision the claim found, or else the `stored` one, opened here and cached at the
+    /// revision it was read at. The claim does not lock jobs, so an edit that landed between
+    /// the claim and that read is sent as edited, as it would have been had the claim come a
+    /// moment later; an execution whose job was deleted meanwhile is gone with it (the cascade)
+    /// and is left out.
+    async fn claimed_with_specs(
+        &self,
+        rows: &[PgRow],
+        mut specs: HashMap<String, Arc<JobSpec>>,
+        stored: Vec<StoredSpec>,
+    ) -> StoreResult<Vec<ClaimedExecution>> {
+        for (job_id, workspace_id, revision, name, paused, text) in stored {
+            let mut spec = rows::spec_from_columns(&job_id, &text, name, paused)?;
+            self.due_specs
+                .open_and_keep_one(
+                    &self.sealer,
+                    self,
+                    (&workspace_id, &job_id),
+                    (revision, text.len()),
+                    &mut spec,
+                )
+                .await?;
+            specs.insert(job_id, spec);
         }
         let mut claimed = Vec::with_capacity(rows.len());
         for row in rows {
@@ -732,9 +743,12 @@ const CLAIM_DUE_JOBS: &str = concat!(
 const SPECS_OF_JOBS: &str = "select id, spec from jobs where id = any($1)";
 
 /// The jobs whose ids `$1` lists, with what opening their specs takes: the revision the text is
-/// at, the `name` and `paused` columns, and the text.
+/// at, the `name` and `paused` columns, and the text (a [`StoredSpec`] each).
 const SPECS_AT_REVISION: &str =
     "select id, workspace_id, revision, name, paused, spec from jobs where id = any($1)";
+
+/// A row of [`SPECS_AT_REVISION`]: job id, workspace id, revision, name, paused, stored text.
+type StoredSpec = (String, String, i64, String, bool, String);
 
 /// Claims up to `$2` executions that are ready at `$1` (queued or retrying, due, no live lease)
 /// or orphaned (running with a lease that ran out), oldest `run_at` first, leasing them to `$3`
@@ -1383,8 +1397,8 @@ impl Store for PostgresStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let rows = retrying(|| self.claim_once(lease, now, limit)).await?;
-        self.claimed_with_specs(&rows).await
+        let (rows, cached, stored) = retrying(|| self.claim_once(lease, now, limit)).await?;
+        self.claimed_with_specs(&rows, cached, stored).await
     }
 
     async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<Vec<bool>> {
