@@ -369,3 +369,68 @@ async fn every_node_reports_itself_with_its_roles() {
     assert_eq!(other["roles"], json!(["api", "scheduler", "executor"]));
     drop(workers);
 }
+
+/// A scheduler-only node queues each occurrence and an executor-only node claims and sends it,
+/// with the job's spec as it stands at the claim. The executor keeps opened specs by the job's
+/// revision: an edit made through the scheduler node is sent by the executor node within a
+/// second or two, and nothing of the old spec is sent once the new one has been.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_executor_node_sends_each_edit_made_through_a_scheduler_node() {
+    let database = cronhook_tests::postgres::TestDatabase::create();
+    let role = |roles: &str| ServeOptions {
+        extra_args: vec!["--role".into(), roles.into()],
+        ..ServeOptions::default()
+    };
+    let scheduler = Cronhook::start_on(Some(&database.url), role("api,scheduler")).await;
+    let executor = Cronhook::start_on(Some(&database.url), role("api,executor")).await;
+    let target = Target::start().await;
+    let api = scheduler.api("edits");
+    let created = api
+        .create_job(json!({
+            "name": "edited",
+            "schedule": {"cron": "* * * * * *"},
+            "request": {"url": target.url("/edited"), "headers": {"X-Version": "1"}},
+        }))
+        .await;
+    let job_id = created["id"].as_str().expect("id").to_owned();
+    let versions = || {
+        target
+            .received("/edited")
+            .iter()
+            .map(|request| request.header("x-version").unwrap_or("").to_owned())
+            .collect::<Vec<_>>()
+    };
+    let first = target.wait_for("/edited", 2, Duration::from_secs(10)).await;
+    assert!(first.len() >= 2, "the executor node sends: {first:?}");
+
+    for version in ["2", "3"] {
+        let edited = api
+            .call(
+                "PATCH",
+                &format!("/api/v1/jobs/{job_id}"),
+                Some(json!({"request": {"headers": {"X-Version": version}}})),
+            )
+            .await;
+        assert_eq!(edited.status, 200, "{}", edited.body);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !versions().iter().any(|sent| sent == version) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let sent = versions();
+        let first_new = sent
+            .iter()
+            .position(|sent| sent == version)
+            .unwrap_or_else(|| panic!("version {version} never sent: {sent:?}"));
+        // Two more seconds of firing: all of them the new version.
+        let until = sent.len() + 2;
+        target
+            .wait_for("/edited", until, Duration::from_secs(10))
+            .await;
+        let sent = versions();
+        assert!(
+            sent[first_new..].iter().all(|sent| sent == version),
+            "an older spec sent after version {version}: {sent:?}"
+        );
+    }
+    drop(executor);
+}
