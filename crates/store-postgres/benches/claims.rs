@@ -11,12 +11,11 @@
 mod support;
 
 use std::hint::black_box;
-use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use cronhook_core::{Job, JobSpec, Trigger};
-use cronhook_store::{Lease, NewExecution, Store, Workspace};
+use cronhook_core::{Trigger, ids};
+use cronhook_store::{Lease, NewExecution, Store, conformance};
 use cronhook_store_postgres::PostgresStore;
 
 const JOBS: usize = 8_000;
@@ -27,53 +26,16 @@ fn instant() -> DateTime<Utc> {
         .to_utc()
 }
 
-fn spec(index: usize, rich: bool) -> JobSpec {
-    let mut spec = serde_json::json!({
-        "name": format!("fire-{index}"),
-        "schedule": {"cron": "* * * * * *"},
-        "request": {"url": format!("http://127.0.0.1:40000/fire/{index}")},
-    });
-    if rich {
-        spec["request"]["method"] = "POST".into();
-        spec["request"]["headers"] = serde_json::json!({
-            "content-type": "application/json",
-            "x-team": "payments",
-            "x-trace": "cronhook",
-        });
-        spec["request"]["body"] = format!("{{\"report\": \"{}\"}}", "x".repeat(1_000)).into();
-    }
-    serde_json::from_value(spec).expect("a valid spec")
-}
-
 /// `JOBS` jobs due at `instant()`, in a workspace of their own; with `queued`, one queued
 /// execution of each, to run at `instant()`.
 async fn seed(store: &PostgresStore, rich: bool, queued: bool) {
-    let slug = if rich { "rich" } else { "plain" };
-    let workspace = Workspace {
-        id: format!("wsp_{slug}"),
-        slug: slug.into(),
-        signing_secret: "whsec_bench".into(),
-        previous_signing_secret: None,
-        signing_secret_rotated_at: None,
-        created_at: instant(),
-    };
-    store
-        .create_workspace(&workspace)
-        .await
-        .expect("a workspace");
+    let workspace = conformance::new_workspace(store).await;
     for index in 0..JOBS {
-        let job = Job {
-            id: format!("job_{slug}_{index:06}"),
-            workspace_id: workspace.id.clone(),
-            spec: Arc::new(spec(index, rich)),
-            next_run_at: Some(instant()),
-            created_at: instant(),
-            updated_at: instant(),
-        };
+        let job = conformance::firing_job(&workspace, index, rich, instant());
         store.insert_job(&job).await.expect("a job");
         if queued {
             let execution = NewExecution {
-                id: format!("exe_{slug}_{index:06}"),
+                id: ids::new_id(ids::EXECUTION),
                 workspace_id: workspace.id.clone(),
                 job_id: job.id.clone(),
                 scheduled_for: instant(),

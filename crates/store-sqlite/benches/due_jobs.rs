@@ -4,12 +4,10 @@
 //! `cargo bench -p cronhook-store-sqlite --bench due_jobs -- --warm-up-time 2 --measurement-time 5`
 
 use std::hint::black_box;
-use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use cronhook_core::{Job, JobSpec};
-use cronhook_store::{Store, Workspace};
+use cronhook_store::{Store, conformance};
 use cronhook_store_sqlite::SqliteStore;
 
 const JOBS: usize = 16_000;
@@ -20,50 +18,14 @@ fn instant() -> DateTime<Utc> {
         .to_utc()
 }
 
-fn spec(index: usize, rich: bool) -> JobSpec {
-    let mut spec = serde_json::json!({
-        "name": format!("fire-{index}"),
-        "schedule": {"cron": "* * * * * *"},
-        "request": {"url": format!("http://127.0.0.1:40000/fire/{index}")},
-    });
-    if rich {
-        spec["request"]["method"] = "POST".into();
-        spec["request"]["headers"] = serde_json::json!({
-            "content-type": "application/json",
-            "x-team": "payments",
-            "x-trace": "cronhook",
-        });
-        spec["request"]["body"] = format!("{{\"report\": \"{}\"}}", "x".repeat(1_000)).into();
-    }
-    serde_json::from_value(spec).expect("a valid spec")
-}
-
 /// A fresh store holding `JOBS` jobs due at `instant()`.
 async fn seeded(dir: &tempfile::TempDir, rich: bool) -> SqliteStore {
     let url = format!("sqlite://{}", dir.path().join("due.db").display());
     let store = SqliteStore::open(&url).await.expect("open");
     store.migrate().await.expect("migrate");
-    let workspace = Workspace {
-        id: "wsp_bench".into(),
-        slug: "bench".into(),
-        signing_secret: "whsec_bench".into(),
-        previous_signing_secret: None,
-        signing_secret_rotated_at: None,
-        created_at: instant(),
-    };
-    store
-        .create_workspace(&workspace)
-        .await
-        .expect("a workspace");
+    let workspace = conformance::new_workspace(&store).await;
     for index in 0..JOBS {
-        let job = Job {
-            id: format!("job_{index:06}"),
-            workspace_id: workspace.id.clone(),
-            spec: Arc::new(spec(index, rich)),
-            next_run_at: Some(instant()),
-            created_at: instant(),
-            updated_at: instant(),
-        };
+        let job = conformance::firing_job(&workspace, index, rich, instant());
         store.insert_job(&job).await.expect("a job");
     }
     store

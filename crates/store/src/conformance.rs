@@ -74,7 +74,8 @@ fn secs(n: i64) -> Duration {
     Duration::seconds(n)
 }
 
-pub(crate) async fn new_workspace(store: &dyn Store) -> Workspace {
+/// A workspace of its own (a unique slug), created in `store`.
+pub async fn new_workspace(store: &dyn Store) -> Workspace {
     let id = ids::new_id(ids::WORKSPACE);
     let workspace = Workspace {
         slug: format!("ws-{}", &id[4..]),
@@ -123,6 +124,35 @@ fn rich_spec(name: &str) -> JobSpec {
         "paused": false
     }))
     .expect("a rich spec parses")
+}
+
+/// The `index`th of the store benches' every-second jobs, due at `due`, calling a URL of its
+/// own, as a deployment's jobs mostly do. `rich` makes it a POST with three headers and a
+/// 1 KB body, so a spec's size shows in what reading it costs.
+pub fn firing_job(workspace: &Workspace, index: usize, rich: bool, due: DateTime<Utc>) -> Job {
+    let mut spec = serde_json::json!({
+        "name": format!("fire-{index}"),
+        "schedule": {"cron": "* * * * * *"},
+        "request": {"url": format!("http://127.0.0.1:40000/fire/{index}")},
+    });
+    if rich {
+        spec["request"]["method"] = "POST".into();
+        spec["request"]["headers"] = serde_json::json!({
+            "content-type": "application/json",
+            "x-team": "payments",
+            "x-trace": "cronhook",
+        });
+        spec["request"]["body"] = format!("{{\"report\": \"{}\"}}", "x".repeat(1_000)).into();
+    }
+    let spec: JobSpec = serde_json::from_value(spec).expect("a valid spec");
+    Job {
+        id: ids::new_id(ids::JOB),
+        workspace_id: workspace.id.clone(),
+        spec: spec.into(),
+        next_run_at: Some(due),
+        created_at: due,
+        updated_at: due,
+    }
 }
 
 fn new_job(workspace: &Workspace, name: &str, next_run_at: Option<DateTime<Utc>>) -> Job {
