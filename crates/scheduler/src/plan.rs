@@ -48,6 +48,7 @@ pub fn plan_occurrence(
         occurrence: Occurrence {
             executions,
             job_id: job.id.clone(),
+            workspace_id: job.workspace_id.clone(),
             expected_next_run_at: due,
             new_next_run_at,
             concurrency: job.spec.concurrency,

@@ -268,13 +268,15 @@ impl PostgresStore {
             // Compare-and-set on the value the scheduler read: an edit, a pause, a delete or
             // another scheduler leaves it different, and then nothing is written. A second
             // scheduler waits here for the first one's row lock, then sees the new value.
+            // A job of another workspace than its executions' behaves as absent.
             let advanced = sqlx::query(
                 "update jobs set next_run_at = $1
-                 where id = $2 and not paused and next_run_at = $3",
+                 where id = $2 and not paused and next_run_at = $3 and workspace_id = $4",
             )
             .bind(opt_ms(occurrence.new_next_run_at))
             .bind(&occurrence.job_id)
             .bind(ms(occurrence.expected_next_run_at))
+            .bind(occurrence.workspace_id.as_str())
             .execute(&mut *tx)
             .await
             .map_err(db_err)?
@@ -820,6 +822,10 @@ async fn materialize_simple(
         .iter()
         .map(|o| opt_ms(o.new_next_run_at))
         .collect();
+    let workspaces: Vec<&str> = occurrences
+        .iter()
+        .map(|o| o.workspace_id.as_str())
+        .collect();
     sqlx::query("select id from jobs where id = any($1) order by id for update")
         .bind(&job_ids)
         .fetch_all(&mut **tx)
@@ -827,13 +833,16 @@ async fn materialize_simple(
         .map_err(db_err)?;
     let advanced: Vec<String> = sqlx::query_scalar(
         "update jobs j set next_run_at = v.new
-         from unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) as v(id, expected, new)
+         from unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::text[])
+              as v(id, expected, new, workspace_id)
          where j.id = v.id and not j.paused and j.next_run_at = v.expected
+           and j.workspace_id = v.workspace_id
          returning j.id",
     )
     .bind(&job_ids)
     .bind(&expected)
     .bind(&new)
+    .bind(&workspaces)
     .fetch_all(&mut **tx)
     .await
     .map_err(db_err)?;
@@ -844,7 +853,7 @@ async fn materialize_simple(
     let queued = enum_text(&ExecutionStatus::Queued)?;
     let running = enum_text(&ExecutionStatus::Running)?;
     let mut ids = Vec::new();
-    let mut workspaces = Vec::new();
+    let mut execution_workspaces = Vec::new();
     let mut jobs = Vec::new();
     let mut scheduled = Vec::new();
     let mut triggers = Vec::new();
@@ -859,7 +868,7 @@ async fn materialize_simple(
         let execution = &occurrence.executions[0];
         let lease = execution.lease.as_ref();
         ids.push(execution.id.clone());
-        workspaces.push(execution.workspace_id.clone());
+        execution_workspaces.push(execution.workspace_id.clone());
         jobs.push(execution.job_id.clone());
         scheduled.push(ms(execution.scheduled_for));
         triggers.push(enum_text(&execution.trigger)?);
@@ -887,7 +896,7 @@ async fn materialize_simple(
          returning job_id",
     )
     .bind(&ids)
-    .bind(&workspaces)
+    .bind(&execution_workspaces)
     .bind(&jobs)
     .bind(&scheduled)
     .bind(&triggers)

@@ -743,6 +743,7 @@ fn occurrence(
             .map(|n| new_execution(job, expected, n))
             .collect(),
         job_id: job.id.clone(),
+        workspace_id: job.workspace_id.clone(),
         expected_next_run_at: expected,
         new_next_run_at: Some(expected + chrono::Duration::seconds(300)),
         concurrency,

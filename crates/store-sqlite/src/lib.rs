@@ -775,29 +775,30 @@ async fn record_wave(
     Ok(accepted)
 }
 
-/// The compare-and-set of simple occurrences' jobs. Rows: job id, expected `next_run_at`, new
-/// `next_run_at`.
+/// The compare-and-set of simple occurrences' jobs; a job of another workspace than its
+/// execution's behaves as absent. Rows: job id, expected `next_run_at`, new `next_run_at`,
+/// the execution's workspace id.
 const ADVANCE_JOBS: batch::RowsStatement = batch::RowsStatement {
     head: "update jobs set next_run_at = j.column3
            from (values",
-    columns: 3,
+    columns: 4,
     tail: ") j
-           where jobs.id = j.column1 and jobs.paused = 0 and jobs.next_run_at = j.column2",
+           where jobs.id = j.column1 and jobs.paused = 0 and jobs.next_run_at = j.column2
+             and jobs.workspace_id = j.column4",
     returning: "jobs.id",
 };
 
-/// The executions of simple occurrences whose job advanced; the join makes a job of another
-/// workspace behave as absent. Rows: id, workspace id, job id, scheduled for, trigger, status,
-/// run at, locked by, lease until.
+/// The executions of simple occurrences whose job [`ADVANCE_JOBS`] advanced, in the same
+/// transaction: each job exists and is of its execution's workspace, so the values go in as
+/// they are (a join with `jobs` to check it again cost a lookup per execution). Rows: id,
+/// workspace id, job id, scheduled for, trigger, status, run at, locked by, lease until.
 const INSERT_SIMPLE_EXECUTIONS: batch::RowsStatement = batch::RowsStatement {
     head: "insert into executions
               (id, workspace_id, job_id, scheduled_for, trigger, status, run_at, locked_by,
                lease_until)
-           select e.column1, jobs.workspace_id, jobs.id, e.column4, e.column5, e.column6,
-                  e.column7, e.column8, e.column9
-           from (values",
+           select * from (values",
     columns: 9,
-    tail: ") e join jobs on jobs.id = e.column3 and jobs.workspace_id = e.column2
+    tail: ")
            where true
            on conflict (job_id, scheduled_for) do nothing",
     returning: "job_id",
@@ -805,6 +806,8 @@ const INSERT_SIMPLE_EXECUTIONS: batch::RowsStatement = batch::RowsStatement {
 
 /// One row of [`INSERT_SIMPLE_EXECUTIONS`], its repeated texts shared (see [`SharedTexts`]).
 struct SimpleExecutionRow<'a> {
+    /// Its job and workspace, as [`ADVANCE_JOBS`] checked them.
+    occurrence: &'a Occurrence,
     execution: &'a NewExecution,
     trigger: Arc<str>,
     status: Arc<str>,
@@ -825,6 +828,7 @@ async fn materialize_simple(
                 .bind(occurrence.job_id.as_str())
                 .bind(ms(occurrence.expected_next_run_at))
                 .bind(opt_ms(occurrence.new_next_run_at))
+                .bind(occurrence.workspace_id.as_str())
         })
         .await?;
     if advanced.is_none() {
@@ -846,6 +850,7 @@ async fn materialize_simple(
             ExecutionStatus::Queued
         };
         rows.push(SimpleExecutionRow {
+            occurrence,
             execution,
             trigger: triggers.get(execution.trigger, enum_text)?,
             status: statuses.get(status, enum_text)?,
@@ -859,8 +864,8 @@ async fn materialize_simple(
             let execution = row.execution;
             query
                 .bind(execution.id.as_str())
-                .bind(execution.workspace_id.as_str())
-                .bind(execution.job_id.as_str())
+                .bind(row.occurrence.workspace_id.as_str())
+                .bind(row.occurrence.job_id.as_str())
                 .bind(ms(execution.scheduled_for))
                 .bind(Arc::clone(&row.trigger))
                 .bind(Arc::clone(&row.status))
@@ -1512,13 +1517,16 @@ impl Store for SqliteStore {
             let occurrence = &occurrences[index];
             // Compare-and-set on the value the scheduler read: an edit, a pause, a delete or
             // another scheduler leaves it different, and then nothing is written.
+            // A job of another workspace than its executions' behaves as absent.
             let advanced = sqlx::query(
                 "update jobs set next_run_at = ?
-                 where id = ? and paused = 0 and next_run_at = ?",
+                 where id = ? and paused = 0 and next_run_at = ?
+                   and workspace_id = ?",
             )
             .bind(opt_ms(occurrence.new_next_run_at))
             .bind(&occurrence.job_id)
             .bind(ms(occurrence.expected_next_run_at))
+            .bind(occurrence.workspace_id.as_str())
             .execute(&mut *tx)
             .await
             .map_err(db_err)?

@@ -365,6 +365,7 @@ fn occurrence(
     Occurrence {
         executions: vec![new_execution(job, expected, None)],
         job_id: job.id.clone(),
+        workspace_id: job.workspace_id.clone(),
         expected_next_run_at: expected,
         new_next_run_at: new,
         concurrency,
@@ -558,6 +559,29 @@ pub async fn workspaces_do_not_see_each_other(store: &dyn Store) {
         store.insert_execution(&foreign).await.is_err(),
         "an execution cannot be created for another workspace's job"
     );
+    // Nor materialized, in a batch or alone (each overlap policy): the job is not advanced, so
+    // its own occurrence is not lost.
+    let due = job.next_run_at.expect("the job is scheduled");
+    for concurrency in [
+        Concurrency::Allow,
+        Concurrency::Forbid,
+        Concurrency::Replace,
+    ] {
+        let mut foreign = occurrence(&job, due, Some(due + secs(60)), concurrency);
+        foreign.workspace_id = stranger.id.clone();
+        foreign.executions[0].workspace_id = stranger.id.clone();
+        assert_eq!(
+            materialize(store, &[foreign]).await,
+            vec![Materialized::Superseded],
+            "{concurrency:?}"
+        );
+        let stored = store.job(&owner.id, &job.id).await.expect("read");
+        assert_eq!(
+            stored.and_then(|job| job.next_run_at),
+            Some(due),
+            "another workspace's occurrence left the job's schedule alone ({concurrency:?})"
+        );
+    }
     assert!(
         !store
             .pause_job(&stranger.id, &job.id, t)
@@ -709,6 +733,7 @@ pub async fn materialize_is_exactly_once(store: &dyn Store) {
     let several = Occurrence {
         executions,
         job_id: catchup.id.clone(),
+        workspace_id: catchup.workspace_id.clone(),
         expected_next_run_at: t,
         new_next_run_at: None,
         concurrency: Concurrency::Allow,

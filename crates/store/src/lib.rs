@@ -150,6 +150,8 @@ pub struct Occurrence {
     /// all materialized or none).
     pub executions: Vec<NewExecution>,
     pub job_id: String,
+    /// The job's workspace: a job of another workspace behaves as absent (nothing is written).
+    pub workspace_id: String,
     /// The `next_run_at` the scheduler read; if the job's value differs now (edited, paused,
     /// deleted, or another scheduler got there first), nothing is written.
     pub expected_next_run_at: DateTime<Utc>,
