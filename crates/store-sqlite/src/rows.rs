@@ -102,43 +102,80 @@ pub(crate) fn job_from_row(row: &SqliteRow) -> StoreResult<Job> {
     job_with_spec(row, id, Arc::new(spec))
 }
 
-/// The positions of the due-jobs read (`DUE_JOBS`): `job_columns!()`'s, with the job's revision
-/// (migration 0018) where the spec's text is.
-pub(crate) mod due_column {
-    pub(crate) const REVISION: usize = super::job_column::SPEC;
-}
+/// A job of the due-jobs read (`DUE_JOBS`), which packs them into one JSON array: the columns
+/// of `job_columns!()`, in its order, with the job's revision (migration 0018) where the spec's
+/// text is.
+#[derive(serde::Deserialize)]
+pub(crate) struct DueRow<'a>(
+    String,
+    String,
+    #[serde(borrow)] std::borrow::Cow<'a, str>,
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+    i64,
+);
 
-/// Reads a row of the due-jobs read: the job with `cached`, its spec opened at the row's
-/// revision, when there is one. Otherwise the spec is read from `stored` (the job's id to its
-/// stored text) and not yet opened; the second value is then the row's revision and the text's
-/// length, for the caller to open and cache it.
-pub(crate) fn due_job_from_row(
-    row: &SqliteRow,
-    cached: Option<Arc<JobSpec>>,
-    stored: &std::collections::HashMap<String, String>,
-) -> StoreResult<(Job, Option<(i64, usize)>)> {
-    let id: String = at(row, job_column::ID)?;
-    if let Some(spec) = cached {
-        return Ok((job_with_spec(row, id, spec)?, None));
+/// The jobs of the due-jobs read, from the `columns` JSON arrays of the row it packed them
+/// into, earliest first.
+pub(crate) fn due_rows(packed: &SqliteRow, columns: usize) -> StoreResult<Vec<DueRow<'_>>> {
+    let mut rows = Vec::new();
+    for column in 0..columns {
+        // An array no job fell into is null.
+        let Some(text) = at::<Option<&str>>(packed, column)? else {
+            continue;
+        };
+        let mut jobs: Vec<DueRow<'_>> = serde_json::from_str(text).map_err(|err| {
+            cronhook_store::StoreError::Corrupt(format!("due jobs as read: {err}"))
+        })?;
+        rows.append(&mut jobs);
     }
-    let revision: i64 = at(row, due_column::REVISION)?;
-    // Read in the same snapshot as the row, so it is there.
-    let text = stored.get(&id).ok_or_else(|| {
-        cronhook_store::StoreError::Corrupt(format!("due job `{id}` has no stored spec"))
-    })?;
-    let spec = spec_from_columns(
-        &id,
-        text,
-        at(row, job_column::NAME)?,
-        at(row, job_column::PAUSED)?,
-    )?;
-    let parsed = (revision, text.len());
-    Ok((job_with_spec(row, id, Arc::new(spec))?, Some(parsed)))
+    // The inner select reads them in order; the packing leaves them in none.
+    rows.sort_by_key(|row| row.5);
+    Ok(rows)
 }
 
-/// The id and revision of a row of the due-jobs read.
-pub(crate) fn due_job_revision(row: &SqliteRow) -> StoreResult<(&str, i64)> {
-    Ok((at(row, job_column::ID)?, at(row, due_column::REVISION)?))
+impl DueRow<'_> {
+    /// The job's id and revision.
+    pub(crate) fn revision(&self) -> (&str, i64) {
+        (&self.0, self.3)
+    }
+
+    /// The job with `cached`, its spec opened at the row's revision, when there is one.
+    /// Otherwise the spec is read from `stored` (the job's id to its stored text) and not yet
+    /// opened; the second value is then the row's revision and the text's length, for the
+    /// caller to open and cache it.
+    pub(crate) fn into_job(
+        self,
+        cached: Option<Arc<JobSpec>>,
+        stored: &std::collections::HashMap<String, String>,
+    ) -> StoreResult<(Job, Option<(i64, usize)>)> {
+        let DueRow(id, workspace_id, name, revision, paused, next_run_at, created_at, updated_at) =
+            self;
+        let (spec, parsed) = match cached {
+            Some(spec) => (spec, None),
+            None => {
+                // Read in the same snapshot as the row, so it is there.
+                let text = stored.get(&id).ok_or_else(|| {
+                    cronhook_store::StoreError::Corrupt(format!(
+                        "due job `{id}` has no stored spec"
+                    ))
+                })?;
+                let spec = spec_from_columns(&id, text, name.into_owned(), paused != 0)?;
+                (Arc::new(spec), Some((revision, text.len())))
+            }
+        };
+        let job = Job {
+            id,
+            workspace_id,
+            spec,
+            next_run_at: opt_from_ms(next_run_at)?,
+            created_at: from_ms(created_at)?,
+            updated_at: from_ms(updated_at)?,
+        };
+        Ok((job, parsed))
+    }
 }
 
 fn job_with_spec(row: &SqliteRow, id: String, spec: Arc<JobSpec>) -> StoreResult<Job> {

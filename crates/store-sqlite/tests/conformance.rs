@@ -45,6 +45,7 @@ conformance_tests!(
     the_database_clock_is_read_and_followed,
     insert_execution_refuses_duplicates,
     due_jobs_come_in_firing_order,
+    due_jobs_read_many_whole_and_in_order,
     due_jobs_follow_every_edit,
     claim_takes_each_execution_once,
     expired_leases_are_taken_over_and_flagged_interrupted,

@@ -39,6 +39,7 @@ pub async fn run_all(store: &dyn Store) {
     the_database_clock_is_read_and_followed(store).await;
     insert_execution_refuses_duplicates(store).await;
     due_jobs_come_in_firing_order(store).await;
+    due_jobs_read_many_whole_and_in_order(store).await;
     due_jobs_follow_every_edit(store).await;
     claim_takes_each_execution_once(store).await;
     expired_leases_are_taken_over_and_flagged_interrupted(store).await;
@@ -1756,6 +1757,63 @@ pub async fn due_jobs_come_in_firing_order(store: &dyn Store) {
         &[&first, &second, &third, &later, &never, &paused],
     )
     .await;
+}
+
+/// A read of many due jobs returns each whole (as stored, names that JSON escapes included),
+/// earliest first whatever order they were created in, the same when served from the stores'
+/// caches; a limit keeps the earliest.
+pub async fn due_jobs_read_many_whole_and_in_order(store: &dyn Store) {
+    let workspace = new_workspace(store).await;
+    let e = distant_past(1977);
+    // Created in an order unlike their instants' (each 37th second, modulo 101), several due at
+    // the same instant.
+    let names = [
+        "a \"quoted\" name",
+        "back\\slash",
+        "emoji ⏰",
+        "tab\there",
+        "ünïcode",
+    ];
+    let mut jobs = Vec::new();
+    for n in 0..101 {
+        let name = format!("{} {n}", names[n % names.len()]);
+        let due = e + secs(i64::try_from(n * 37 % 101 / 2).expect("small"));
+        jobs.push(insert_job(store, &workspace, &name, Some(due)).await);
+    }
+    let mut expected = jobs.clone();
+    expected.sort_by_key(|job| job.next_run_at);
+    let until = e + secs(3600);
+    let ours = |due: Vec<Job>| -> Vec<Job> {
+        due.into_iter()
+            .filter(|job| job.workspace_id == workspace.id)
+            .collect()
+    };
+    for read in ["parsed", "cached"] {
+        let due = ours(store.due_jobs(until, 1000).await.expect("due jobs"));
+        assert_eq!(due.len(), jobs.len(), "{read}");
+        assert!(
+            due.windows(2).all(|w| w[0].next_run_at <= w[1].next_run_at),
+            "{read}: earliest first"
+        );
+        for job in &due {
+            let stored = jobs.iter().find(|j| j.id == job.id).expect("one of ours");
+            assert_eq!(job, stored, "{read}");
+        }
+    }
+    // Other checks' jobs are due later than 1977 or not at all, so the earliest are ours.
+    let earliest = ours(store.due_jobs(until, 10).await.expect("due jobs"));
+    assert_eq!(earliest.len(), 10);
+    assert_eq!(
+        earliest
+            .iter()
+            .map(|job| job.next_run_at)
+            .collect::<Vec<_>>(),
+        expected[..10]
+            .iter()
+            .map(|job| job.next_run_at)
+            .collect::<Vec<_>>()
+    );
+    delete_jobs(store, &workspace, &jobs.iter().collect::<Vec<_>>()).await;
 }
 
 /// Concurrent claimers take every ready execution exactly once, oldest first, and nothing before
