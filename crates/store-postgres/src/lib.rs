@@ -268,7 +268,7 @@ impl PostgresStore {
             // Compare-and-set on the value the scheduler read: an edit, a pause, a delete or
             // another scheduler leaves it different, and then nothing is written. A second
             // scheduler waits here for the first one's row lock, then sees the new value.
-            // A job of another workspace than its executions' behaves as absent.
+            // A job of another workspace than the occurrence's behaves as absent.
             let advanced = sqlx::query(
                 "update jobs set next_run_at = $1
                  where id = $2 and not paused and next_run_at = $3 and workspace_id = $4",

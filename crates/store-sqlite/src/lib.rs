@@ -828,9 +828,9 @@ async fn record_wave(
     Ok(accepted)
 }
 
-/// The compare-and-set of simple occurrences' jobs; a job of another workspace than its
-/// execution's behaves as absent. Rows: job id, expected `next_run_at`, new `next_run_at`,
-/// the execution's workspace id.
+/// The compare-and-set of simple occurrences' jobs; a job of another workspace than the
+/// occurrence's behaves as absent. Rows: job id, expected `next_run_at`, new `next_run_at`,
+/// the occurrence's workspace id.
 const ADVANCE_JOBS: batch::RowsStatement = batch::RowsStatement {
     head: "update jobs set next_run_at = j.column3
            from (values",
@@ -842,9 +842,10 @@ const ADVANCE_JOBS: batch::RowsStatement = batch::RowsStatement {
 };
 
 /// The executions of simple occurrences whose job [`ADVANCE_JOBS`] advanced, in the same
-/// transaction: each job exists and is of its execution's workspace, so the values go in as
-/// they are (a join with `jobs` to check it again cost a lookup per execution). Rows: id,
-/// workspace id, job id, scheduled for, trigger, status, run at, locked by, lease until.
+/// transaction: each job exists and is of its occurrence's workspace, so the values go in as
+/// they are (a join with `jobs` to check it again cost a lookup per execution). Rows: id, the
+/// occurrence's workspace id and job id, scheduled for, trigger, status, run at, locked by,
+/// lease until.
 const INSERT_SIMPLE_EXECUTIONS: batch::RowsStatement = batch::RowsStatement {
     head: "insert into executions
               (id, workspace_id, job_id, scheduled_for, trigger, status, run_at, locked_by,
@@ -1568,7 +1569,7 @@ impl Store for SqliteStore {
             let occurrence = &occurrences[index];
             // Compare-and-set on the value the scheduler read: an edit, a pause, a delete or
             // another scheduler leaves it different, and then nothing is written.
-            // A job of another workspace than its executions' behaves as absent.
+            // A job of another workspace than the occurrence's behaves as absent.
             let advanced = sqlx::query(
                 "update jobs set next_run_at = ?
                  where id = ? and paused = 0 and next_run_at = ?

@@ -102,8 +102,8 @@ pub(crate) fn job_from_row(row: &SqliteRow) -> StoreResult<Job> {
     job_with_spec(row, id, Arc::new(spec))
 }
 
-/// A job of the due-jobs read (`DUE_JOBS`), which packs them into one JSON array: the columns
-/// of `job_columns!()`, in its order, with the job's revision (migration 0018) where the spec's
+/// A job of the due-jobs read (`DUE_JOBS`), which packs them into JSON arrays: the columns of
+/// `job_columns!()`, in its order, with the job's revision (migration 0018) where the spec's
 /// text is.
 #[derive(serde::Deserialize)]
 pub(crate) struct DueRow<'a>(
