@@ -860,9 +860,8 @@ const INSERT_SIMPLE_EXECUTIONS: batch::RowsStatement = batch::RowsStatement {
 
 /// One row of [`INSERT_SIMPLE_EXECUTIONS`], its repeated texts shared (see [`SharedTexts`]).
 struct SimpleExecutionRow<'a> {
-    /// Its job and workspace, as [`ADVANCE_JOBS`] checked them.
+    /// Its job and workspace, as [`ADVANCE_JOBS`] checked them, and its one execution.
     occurrence: &'a Occurrence,
-    execution: &'a NewExecution,
     trigger: Arc<str>,
     status: Arc<str>,
     node_id: Option<Arc<str>>,
@@ -905,7 +904,6 @@ async fn materialize_simple(
         };
         rows.push(SimpleExecutionRow {
             occurrence,
-            execution,
             trigger: triggers.get(execution.trigger, enum_text)?,
             status: statuses.get(status, enum_text)?,
             node_id: lease
@@ -915,7 +913,7 @@ async fn materialize_simple(
     }
     let inserted = INSERT_SIMPLE_EXECUTIONS
         .changed_rows(conn, &rows, |query, row| {
-            let execution = row.execution;
+            let execution = &row.occurrence.executions[0];
             query
                 .bind(execution.id.as_str())
                 .bind(row.occurrence.workspace_id.as_str())
