@@ -1,5 +1,5 @@
 //! Running the real `cronhook` binary: a fresh database, `serve`, an API key, and sampling the
-//! process's RSS and CPU from `/proc`.
+//! process's RSS, CPU and writes from `/proc`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -345,9 +345,13 @@ pub struct ProcSample {
     pub hwm_kib: u64,
     /// utime + stime, in clock ticks.
     pub cpu_ticks: u64,
+    /// Bytes the process has sent toward storage (`write_bytes` of `/proc/<pid>/io`: files'
+    /// pages it dirtied, its sockets not included); None where the kernel keeps no such count.
+    pub written_bytes: Option<u64>,
 }
 
-/// Reads `/proc/<pid>/status` (VmRSS, VmHWM) and `/proc/<pid>/stat` (utime + stime).
+/// Reads `/proc/<pid>/status` (VmRSS, VmHWM), `/proc/<pid>/stat` (utime + stime) and
+/// `/proc/<pid>/io` (write_bytes).
 pub fn read_proc(pid: u32) -> Option<ProcSample> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
@@ -367,7 +371,19 @@ pub fn read_proc(pid: u32) -> Option<ProcSample> {
         rss_kib: field("VmRSS:")?,
         hwm_kib: field("VmHWM:")?,
         cpu_ticks: utime + stime,
+        written_bytes: read_written_bytes(pid),
     })
+}
+
+/// `write_bytes` of `/proc/<pid>/io`.
+fn read_written_bytes(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("write_bytes:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`, 100 when that fails).

@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 use crate::Report;
 use crate::histogram::{Histogram, counter};
 use crate::process::{
-    self, Api, Database, FreshDatabase, Sampler, Server, clock_ticks, cronhook_binary, read_proc,
+    self, Api, Database, FreshDatabase, Sampler, SamplerState, Server, clock_ticks,
+    cronhook_binary, read_proc,
 };
 use crate::seed::Stored;
 use crate::sink::Sink;
@@ -253,6 +254,14 @@ fn round(value: f64) -> f64 {
 
 fn mib(kib: u64) -> f64 {
     round(kib as f64 / MIB)
+}
+
+/// KiB the process sent toward storage between the window's first and last samples, per
+/// execution delivered in it; None without both counts or without a delivery.
+fn written_per_execution(samples: &SamplerState, delivered: u64) -> Option<f64> {
+    let first = samples.first?.written_bytes?;
+    let last = samples.last?.written_bytes?;
+    (delivered > 0).then(|| last.saturating_sub(first) as f64 / 1024.0 / delivered as f64)
 }
 
 /// The `q` quantile (0..=1) of sorted values.
@@ -611,6 +620,12 @@ async fn run_fire(
         mib(samples.last.map_or(0, |sample| sample.hwm_kib)),
     );
     report.add("cpu_percent", round(cpu_percent));
+    // What the database costs in writes, beside CPU: on SQLite the WAL's frames and the
+    // checkpoints copying them back. A PostgreSQL node writes next to nothing itself.
+    report.add(
+        "written_kib_per_execution",
+        written_per_execution(&samples, delivered).map(round),
+    );
     let ms = |seconds: Option<f64>| seconds.filter(|s| s.is_finite()).map(|s| round(s * 1000.0));
     report.add("scheduler_passes", scheduler_delay.count);
     report.add("scheduler_delay_mean_ms", ms(scheduler_delay.mean()));
@@ -950,4 +965,43 @@ async fn list_long_history(
     report.add("failed_list_p50_ms", round(failed_p50));
     report.add("failed_list_p99_ms", round(failed_p99));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::ProcSample;
+
+    fn sample(written_bytes: Option<u64>) -> ProcSample {
+        ProcSample {
+            written_bytes,
+            ..ProcSample::default()
+        }
+    }
+
+    #[test]
+    fn writes_per_execution_are_the_window_s_difference_over_its_deliveries() {
+        let samples = SamplerState {
+            first: Some(sample(Some(1 << 20))),
+            last: Some(sample(Some(3 << 20))),
+            peak_rss_kib: 0,
+        };
+        assert_eq!(written_per_execution(&samples, 512), Some(4.0));
+        assert_eq!(
+            written_per_execution(&samples, 0),
+            None,
+            "nothing delivered"
+        );
+        let uncounted = SamplerState {
+            first: Some(sample(None)),
+            ..samples
+        };
+        assert_eq!(
+            written_per_execution(&uncounted, 512),
+            None,
+            "no count kept"
+        );
+        let unsampled = SamplerState::default();
+        assert_eq!(written_per_execution(&unsampled, 512), None, "no sample");
+    }
 }
