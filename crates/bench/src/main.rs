@@ -7,6 +7,7 @@ mod process;
 mod scenarios;
 mod seed;
 mod sink;
+mod store;
 
 use std::path::PathBuf;
 
@@ -43,6 +44,8 @@ enum Scenario {
     Startup(scenarios::StartupArgs),
     /// Requests/s of job creation and of listing executions.
     Api(scenarios::ApiArgs),
+    /// CPU per execution of the SQLite store's firing path, against bare inserts of its rows.
+    Store(store::StoreArgs),
 }
 
 /// One result: a scenario name and its fields, in order.
@@ -76,6 +79,7 @@ async fn main() {
         Scenario::Fire(args) => scenarios::fire(args, cli.cronhook.as_deref()).await,
         Scenario::Startup(args) => scenarios::startup(args, cli.cronhook.as_deref()).await,
         Scenario::Api(args) => scenarios::api(args, cli.cronhook.as_deref()).await,
+        Scenario::Store(args) => store::store(args).await,
     };
     match result {
         Ok(reports) => print_reports(&reports, cli.json),

@@ -248,7 +248,8 @@ impl Instance {
     }
 }
 
-fn round(value: f64) -> f64 {
+/// `value` to two decimals, as every figure is reported.
+pub(crate) fn round(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
 

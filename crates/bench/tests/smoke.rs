@@ -257,6 +257,46 @@ fn api_runs() {
     );
 }
 
+/// The store alone, with a little history before the measured seconds: every occurrence is
+/// written and recorded (the scenario fails otherwise), and both stretches cost some CPU.
+#[test]
+fn store_runs() {
+    let result = run(&[
+        "store",
+        "--jobs",
+        "30",
+        "--seconds",
+        "2",
+        "--history-seconds",
+        "2",
+    ]);
+    assert_fields(
+        &result,
+        "store",
+        &[
+            "store_cpu_us_per_execution",
+            "store_wall_us_per_execution",
+            "bare_cpu_us_per_execution",
+            "ratio_to_bare",
+        ],
+    );
+    assert_eq!(result["executions"], 60, "{result}");
+    for field in ["store_cpu_us_per_execution", "bare_cpu_us_per_execution"] {
+        assert!(
+            result[field].as_f64().is_some_and(|cpu| cpu > 0.0),
+            "{field} in {result}"
+        );
+    }
+    if std::path::Path::new("/proc/self/io").exists() {
+        assert!(
+            result["store_written_kib_per_execution"]
+                .as_f64()
+                .is_some_and(|kib| kib > 0.0),
+            "the store wrote its executions: {result}"
+        );
+    }
+}
+
 /// A long history with one failed execution in it: both listings run, and the failed one is
 /// found (the bench checks it is the only one listed).
 #[test]

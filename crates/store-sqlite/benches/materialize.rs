@@ -9,10 +9,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use cronhook_core::{Attempt, Concurrency, ExecutionStatus, Job, Timing, Trigger, ids};
-use cronhook_store::{
-    AttemptRecord, Lease, Materialized, NewExecution, NextStep, Occurrence, Store, conformance,
-};
+use cronhook_core::Job;
+use cronhook_store::{Materialized, Store, conformance};
 use cronhook_store_sqlite::SqliteStore;
 
 const JOBS: usize = 8_000;
@@ -40,61 +38,6 @@ async fn seeded(dir: &tempfile::TempDir) -> (SqliteStore, Vec<Job>) {
     (store, jobs)
 }
 
-/// Second `second`'s occurrence of every job, leased as the scheduler leases them for its own
-/// executor.
-fn occurrences(jobs: &[Job], second: i64) -> Vec<Occurrence> {
-    let due = instant() + TimeDelta::seconds(second);
-    jobs.iter()
-        .map(|job| Occurrence {
-            executions: vec![NewExecution {
-                id: ids::new_id(ids::EXECUTION),
-                workspace_id: job.workspace_id.clone(),
-                job_id: job.id.clone(),
-                scheduled_for: due,
-                trigger: Trigger::Schedule,
-                run_at: due,
-                lease: Some(Lease {
-                    node_id: "bench-node".to_owned(),
-                    until: due + TimeDelta::seconds(30),
-                }),
-            }],
-            job_id: job.id.clone(),
-            workspace_id: job.workspace_id.clone(),
-            expected_next_run_at: due,
-            new_next_run_at: Some(due + TimeDelta::seconds(1)),
-            concurrency: Concurrency::Allow,
-        })
-        .collect()
-}
-
-/// A succeeded first attempt of each execution `occurrences` created, as the executor records
-/// them.
-fn answers(occurrences: &[Occurrence]) -> Vec<AttemptRecord> {
-    occurrences
-        .iter()
-        .flat_map(|occurrence| &occurrence.executions)
-        .map(|execution| AttemptRecord {
-            execution_id: execution.id.clone(),
-            node_id: "bench-node".to_owned(),
-            attempt: Attempt {
-                number: 1,
-                started_at: execution.run_at,
-                duration_ms: 1,
-                status_code: Some(200),
-                error: None,
-                response_headers: [("content-length".to_owned(), "2".to_owned())].into(),
-                response_body: Some("ok".to_owned()),
-                response_body_truncated: false,
-                redirect_location: None,
-                timing: Timing::default(),
-            },
-            next: NextStep::Finish {
-                status: ExecutionStatus::Succeeded,
-            },
-        })
-        .collect()
-}
-
 fn materialize(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -109,7 +52,11 @@ fn materialize(c: &mut Criterion) {
         b.iter_custom(|iterations| {
             let mut spent = Duration::ZERO;
             for _ in 0..iterations {
-                let written = occurrences(&jobs, second);
+                let written = conformance::firing_occurrences(
+                    &jobs,
+                    instant() + TimeDelta::seconds(second),
+                    "bench-node",
+                );
                 second += 1;
                 let start = Instant::now();
                 runtime.block_on(async {
@@ -120,7 +67,9 @@ fn materialize(c: &mut Criterion) {
                 });
                 spent += start.elapsed();
                 runtime.block_on(async {
-                    for records in answers(&written).chunks(2_000) {
+                    for records in
+                        conformance::succeeded_answers(&written, "bench-node").chunks(2_000)
+                    {
                         let accepted = store.record_attempts(records).await.expect("record");
                         assert!(accepted.iter().all(|accepted| *accepted));
                     }

@@ -156,6 +156,72 @@ pub fn firing_job(workspace: &Workspace, index: usize, rich: bool, due: DateTime
     }
 }
 
+/// Each of `jobs`' occurrence at `due`, leased to `node` as a scheduler leases the executions
+/// it hands to its own executor: what the store benches write for one second of every-second
+/// jobs.
+pub fn firing_occurrences(jobs: &[Job], due: DateTime<Utc>, node: &str) -> Vec<Occurrence> {
+    jobs.iter()
+        .map(|job| Occurrence {
+            executions: vec![NewExecution {
+                id: ids::new_id(ids::EXECUTION),
+                workspace_id: job.workspace_id.clone(),
+                job_id: job.id.clone(),
+                scheduled_for: due,
+                trigger: Trigger::Schedule,
+                run_at: due,
+                lease: Some(Lease {
+                    node_id: node.to_owned(),
+                    until: due + secs(30),
+                }),
+            }],
+            job_id: job.id.clone(),
+            workspace_id: job.workspace_id.clone(),
+            expected_next_run_at: due,
+            new_next_run_at: Some(due + secs(1)),
+            concurrency: Concurrency::Allow,
+        })
+        .collect()
+}
+
+/// A succeeded first attempt of each execution of `occurrences`, recorded by `node`, with the
+/// answer a small target gives (`ok`, and three headers): what the store benches record for
+/// one second of every-second jobs.
+pub fn succeeded_answers(occurrences: &[Occurrence], node: &str) -> Vec<AttemptRecord> {
+    occurrences
+        .iter()
+        .flat_map(|occurrence| &occurrence.executions)
+        .map(|execution| AttemptRecord {
+            execution_id: execution.id.clone(),
+            node_id: node.to_owned(),
+            attempt: Attempt {
+                number: 1,
+                started_at: execution.run_at,
+                duration_ms: 1,
+                status_code: Some(200),
+                error: None,
+                response_headers: BTreeMap::from([
+                    ("content-length".to_owned(), "2".to_owned()),
+                    (
+                        "content-type".to_owned(),
+                        "text/plain; charset=utf-8".to_owned(),
+                    ),
+                    (
+                        "date".to_owned(),
+                        "Thu, 01 Jan 2026 00:00:00 GMT".to_owned(),
+                    ),
+                ]),
+                response_body: Some("ok".to_owned()),
+                response_body_truncated: false,
+                redirect_location: None,
+                timing: Timing::default(),
+            },
+            next: NextStep::Finish {
+                status: ExecutionStatus::Succeeded,
+            },
+        })
+        .collect()
+}
+
 fn new_job(workspace: &Workspace, name: &str, next_run_at: Option<DateTime<Utc>>) -> Job {
     let at = now();
     Job {
