@@ -57,10 +57,19 @@ const BARE_ROWS_PER_STATEMENT: usize = 256;
 /// The node the executions are leased to.
 const NODE: &str = "bench-node";
 
+/// The most executions measured in one run: the measured seconds' inputs are built in memory
+/// before the clock starts, ~1 KB each.
+const MAX_MEASURED_EXECUTIONS: u64 = 2_000_000;
+
 pub async fn store(args: &StoreArgs) -> anyhow::Result<Vec<Report>> {
     let jobs = usize::try_from(args.jobs).context("jobs")?;
     let seconds = i64::from(args.seconds);
     let executions = u64::from(args.jobs) * u64::from(args.seconds);
+    anyhow::ensure!(
+        executions <= MAX_MEASURED_EXECUTIONS,
+        "--jobs × --seconds is {executions} executions; at most {MAX_MEASURED_EXECUTIONS} are \
+         measured in one run (their inputs are built in memory first): lower --seconds"
+    );
     let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
         .context("the first instant")?
         .to_utc();

@@ -297,6 +297,18 @@ fn store_runs() {
     }
 }
 
+/// A run whose inputs would not fit in memory is refused before it starts, saying why.
+#[test]
+fn store_refuses_more_than_it_can_hold() {
+    let output = Command::new(BENCH)
+        .args(["store", "--jobs", "1000000", "--seconds", "10"])
+        .output()
+        .expect("cronhook-bench runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("lower --seconds"), "{stderr}");
+}
+
 /// A long history with one failed execution in it: both listings run, and the failed one is
 /// found (the bench checks it is the only one listed).
 #[test]
