@@ -118,9 +118,8 @@ pub async fn store(args: &StoreArgs) -> anyhow::Result<Vec<Report>> {
         .await
         .context("closing the baseline's database")?;
 
-    let per_execution_us = |total: f64| total * 1e6 / executions as f64;
-    let store_cpu = per_execution_us(measured.cpu_seconds);
-    let bare_cpu = per_execution_us(bare_measured.cpu_seconds);
+    let store_cpu = measured.cpu_us_per(executions);
+    let bare_cpu = bare_measured.cpu_us_per(executions);
     let mut report = Report::new("store");
     report.add("jobs", args.jobs);
     report.add("seconds", args.seconds);
@@ -130,7 +129,7 @@ pub async fn store(args: &StoreArgs) -> anyhow::Result<Vec<Report>> {
     report.add("store_cpu_us_per_execution", round(store_cpu));
     report.add(
         "store_wall_us_per_execution",
-        round(per_execution_us(measured.wall.as_secs_f64())),
+        round(measured.wall_us_per(executions)),
     );
     report.add(
         "store_written_kib_per_execution",
@@ -141,7 +140,7 @@ pub async fn store(args: &StoreArgs) -> anyhow::Result<Vec<Report>> {
     report.add("bare_cpu_us_per_execution", round(bare_cpu));
     report.add(
         "bare_wall_us_per_execution",
-        round(per_execution_us(bare_measured.wall.as_secs_f64())),
+        round(bare_measured.wall_us_per(executions)),
     );
     report.add(
         "ratio_to_bare",
@@ -186,6 +185,18 @@ struct Measured {
     cpu_seconds: f64,
     /// Bytes sent toward storage; None where the kernel keeps no such count.
     written_bytes: Option<u64>,
+}
+
+impl Measured {
+    /// CPU microseconds per execution, over `executions`.
+    fn cpu_us_per(&self, executions: u64) -> f64 {
+        self.cpu_seconds * 1e6 / executions as f64
+    }
+
+    /// Wall-clock microseconds per execution, over `executions`.
+    fn wall_us_per(&self, executions: u64) -> f64 {
+        self.wall.as_secs_f64() * 1e6 / executions as f64
+    }
 }
 
 async fn measure<F, Fut>(work: F) -> anyhow::Result<Measured>

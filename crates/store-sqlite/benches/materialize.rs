@@ -14,6 +14,8 @@ use cronhook_store::{Materialized, Store, conformance};
 use cronhook_store_sqlite::SqliteStore;
 
 const JOBS: usize = 8_000;
+/// The node the executions are leased to and recorded by.
+const NODE: &str = "bench-node";
 /// The scheduler's batch (`SchedulerConfig::batch_size`).
 const BATCH: usize = 1_000;
 
@@ -55,7 +57,7 @@ fn materialize(c: &mut Criterion) {
                 let written = conformance::firing_occurrences(
                     &jobs,
                     instant() + TimeDelta::seconds(second),
-                    "bench-node",
+                    NODE,
                 );
                 second += 1;
                 let start = Instant::now();
@@ -67,9 +69,7 @@ fn materialize(c: &mut Criterion) {
                 });
                 spent += start.elapsed();
                 runtime.block_on(async {
-                    for records in
-                        conformance::succeeded_answers(&written, "bench-node").chunks(2_000)
-                    {
+                    for records in conformance::succeeded_answers(&written, NODE).chunks(2_000) {
                         let accepted = store.record_attempts(records).await.expect("record");
                         assert!(accepted.iter().all(|accepted| *accepted));
                     }
