@@ -23,9 +23,11 @@ Variants:
        transactions of CH jobs each (environment variable CH, default 1 000), in key order.
 
 Usage: history_index.py VARIANT JOBS HISTORY_SECONDS MEASURED_SECONDS [P]
-Prints CPU and wall time per measured execution, bytes written per execution, and the filing
-pass's CPU per row filed and per execution. Give MEASURED_SECONDS a multiple of P, so that the
-measured window holds whole passes.
+Prints CPU and wall time per measured execution, bytes written per execution, the filing
+pass's CPU per row filed and per execution, and (v0 and v2d) the mean time to read a job's
+newest 20 executions, as a history page does, with the seconds not yet filed at that moment.
+Give MEASURED_SECONDS a multiple of P for whole passes in the measured window; one less than
+a multiple of P (59 for P = 10) reads the history pages when the most is unfiled.
 """
 import os
 import shutil
@@ -175,9 +177,40 @@ for s in range(HISTORY, HISTORY + MEASURED):
     second(s)
 cpu, wall, written = time.process_time() - cpu, time.time() - wall, written_bytes() - written
 n = JOBS * MEASURED
+# A history page: a job's newest 20 executions. Today through the occurrence key; with v2d,
+# the filed arm from `history` joined back through the time-first key, and the unfiled arm
+# from the time-first key itself.
+PAGE = {
+    "v0": "select id, scheduled_for from executions where job_id = ?1"
+          " order by scheduled_for desc limit 20",
+    "v2d": "select id, scheduled_for from (select e.id, e.scheduled_for from"
+           " (select job_id, scheduled_for from history where job_id = ?1 and scheduled_for < ?2"
+           " order by scheduled_for desc limit 20) h join executions e"
+           " on e.scheduled_for = h.scheduled_for and e.job_id = h.job_id)"
+           " union all select id, scheduled_for from executions"
+           " where scheduled_for >= ?2 and job_id = ?1"
+           " order by scheduled_for desc limit 20",
+}
+read_ms = ""
+if variant in PAGE:
+    sample = jobs[:: max(1, JOBS // 100)]
+    started = time.perf_counter()
+    arguments = (lambda job: (job,)) if variant == "v0" else (lambda job: (job, filed_upto))
+    for job in sample:
+        page = c.execute(PAGE[variant], arguments(job)).fetchall()
+        assert len(page) == min(20, HISTORY + MEASURED), page
+        assert page == sorted(page, key=lambda r: -r[1]), page
+    for job in sample[:3]:
+        truth = c.execute("select id, scheduled_for from executions not indexed where job_id = ?"
+                          " order by scheduled_for desc limit 20", (job,)).fetchall()
+        assert c.execute(PAGE[variant], arguments(job)).fetchall() == truth, job
+    read_ms = (f" page_read_ms={(time.perf_counter() - started) / len(sample) * 1e3:.2f}"
+               + (f" unfiled_s={(T0 + (HISTORY + MEASURED) * 1000 - filed_upto) // 1000}"
+                  if variant != "v0" else ""))
 print(f"{variant} P={P} jobs={JOBS} history_s={HISTORY} cpu_us/exec={cpu / n * 1e6:.2f} "
       f"wall_us/exec={wall / n * 1e6:.2f} written_kib/exec={written / n / 1024:.2f} "
-      f"pass_us/row={pass_cpu / max(pass_rows, 1) * 1e6:.2f} pass_us/exec={pass_cpu / n * 1e6:.2f}")
+      f"pass_us/row={pass_cpu / max(pass_rows, 1) * 1e6:.2f} pass_us/exec={pass_cpu / n * 1e6:.2f}"
+      f"{read_ms}")
 c.close()
 checkpointer.close()
 shutil.rmtree(directory)
