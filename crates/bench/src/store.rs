@@ -70,7 +70,9 @@ pub async fn store(args: &StoreArgs) -> anyhow::Result<Vec<Report>> {
         "--jobs × --seconds is {executions} executions; at most {MAX_MEASURED_EXECUTIONS} are \
          measured in one run (their inputs are built in memory first): lower --seconds"
     );
-    let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+    // Past the wall clock, so the store's own filing loop (on the wall clock) finds nothing to
+    // file, and this scenario files on its simulated clock instead, as often as the loop would.
+    let start = DateTime::parse_from_rfc3339("2100-01-01T00:00:00Z")
         .context("the first instant")?
         .to_utc();
 
@@ -84,6 +86,7 @@ pub async fn store(args: &StoreArgs) -> anyhow::Result<Vec<Report>> {
     for second in 0..i64::from(args.history_seconds) {
         let (occurrences, records) = second_of_writes(&seeded, start + TimeDelta::seconds(second));
         write_second(&store, &occurrences, &records, batch).await?;
+        file_history_when_due(&store, start, second).await?;
     }
     let history_seconds_taken = history_started.elapsed().as_secs_f64();
     let first_measured = i64::from(args.history_seconds);
@@ -92,8 +95,9 @@ pub async fn store(args: &StoreArgs) -> anyhow::Result<Vec<Report>> {
         .map(|second| second_of_writes(&seeded, start + TimeDelta::seconds(second)))
         .collect();
     let measured = measure(|| async {
-        for (occurrences, records) in &seconds_of_writes {
+        for (second, (occurrences, records)) in (first_measured..).zip(&seconds_of_writes) {
             write_second(&store, occurrences, records, batch).await?;
+            file_history_when_due(&store, start, second).await?;
         }
         Ok(())
     })
@@ -174,6 +178,26 @@ async fn write_second(
             accepted.iter().all(|accepted| *accepted),
             "an attempt record was refused"
         );
+    }
+    Ok(())
+}
+
+/// Files the history as the store's filing loop would at the end of the simulated second
+/// `second` (counted from `start`): every [`cronhook_store_sqlite::FILING_INTERVAL`], up to
+/// [`cronhook_store_sqlite::FILING_LAG`] before then.
+async fn file_history_when_due(
+    store: &SqliteStore,
+    start: DateTime<Utc>,
+    second: i64,
+) -> anyhow::Result<()> {
+    let interval = i64::try_from(cronhook_store_sqlite::FILING_INTERVAL.as_secs())?.max(1);
+    let now = second + 1;
+    if now % interval == 0 {
+        let lag = TimeDelta::from_std(cronhook_store_sqlite::FILING_LAG)?;
+        store
+            .file_history(start + TimeDelta::seconds(now) - lag)
+            .await
+            .context("filing the history")?;
     }
     Ok(())
 }

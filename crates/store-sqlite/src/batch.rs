@@ -90,7 +90,7 @@ const CHUNK_SAVEPOINT: &str = "cronhook_rows_chunk";
 
 impl RowsStatement {
     /// The SQL for `rows` rows, with the `returning` clause or without it.
-    fn sql(&self, rows: usize, returning: bool) -> String {
+    pub(crate) fn sql(&self, rows: usize, returning: bool) -> String {
         let row = format!("({})", vec!["?"; self.columns].join(", "));
         let list = vec![row.as_str(); rows].join(", ");
         if returning && !self.returning.is_empty() {

@@ -27,11 +27,70 @@ macro_rules! job_columns {
     };
 }
 
-/// The columns `rows::execution_from_row` reads.
+/// The columns `rows::execution_from_row` reads; with two prefixes, the row's columns from the
+/// first (`"e."`) and its occurrence key's from the second (`"h."`, a [`job_history!`] arm's
+/// `job_history`, so that SQLite sees the arm ordered by that table's key).
 macro_rules! execution_columns {
     () => {
-        "id, workspace_id, job_id, scheduled_for, trigger, status, started_at, finished_at, \
-         duration_ms"
+        execution_columns!("", "")
+    };
+    ($row:literal, $key:literal) => {
+        concat!(
+            $row,
+            "id, ",
+            $row,
+            "workspace_id, ",
+            $key,
+            "job_id, ",
+            $key,
+            "scheduled_for, ",
+            $row,
+            "trigger, ",
+            $row,
+            "status, ",
+            $row,
+            "started_at, ",
+            $row,
+            "finished_at, ",
+            $row,
+            "duration_ms"
+        )
+    };
+}
+
+/// The mark below which `job_history` holds every execution: `history_filed.upto`
+/// (`migrations/sqlite/0019_history_filed_by_job.sql`).
+macro_rules! filed_upto {
+    () => {
+        "(select upto from history_filed where id = 1)"
+    };
+}
+
+/// A job's (`?1`, of the workspace `?2`) executions, newest scheduled instant first, up to
+/// `limit` (a parameter): those not yet filed, at or after [`filed_upto!`] (`from`, a lower
+/// bound no lower than the mark, and `recent`, more conditions), read from the time-first
+/// occurrence key, where they are a few seconds of all jobs' executions; then the filed ones,
+/// through `job_history` (`h`) below the mark (`filed`, conditions on `h` and its execution
+/// `e`, the mark's bound among them). SQLite merges the two arms, each read in order.
+macro_rules! job_history {
+    (from: [$($from:tt)*], recent: [$($recent:tt)*], filed: [$($filed:tt)*], limit: $limit:literal) => {
+        concat!(
+            "select ",
+            execution_columns!(),
+            " from executions
+              where scheduled_for >= ", $($from)*, " and job_id = ?1 and workspace_id = ?2",
+            $($recent)*,
+            "
+            union all
+            select ",
+            execution_columns!("e.", "h."),
+            " from job_history h
+              join executions e on e.scheduled_for = h.scheduled_for and e.job_id = h.job_id
+              where h.job_id = ?1 and e.workspace_id = ?2",
+            $($filed)*,
+            "
+            order by scheduled_for desc limit ", $limit
+        )
     };
 }
 
@@ -164,6 +223,22 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 /// burst's drain, as a timer started at an arbitrary moment let it, made the burst's p99 lag
 /// 10–20 % worse.
 const CHECKPOINT_PHASE: Duration = Duration::from_millis(250);
+/// How often the history is filed into `job_history`
+/// (`migrations/sqlite/0019_history_filed_by_job.sql`). A pass writes each job's leaf of that
+/// table once, so a longer interval writes less per execution; a history page reads all jobs'
+/// executions scheduled since the last pass from the time-first occurrence key (about a
+/// millisecond per 8 000), which a shorter one keeps fewer.
+pub const FILING_INTERVAL: Duration = Duration::from_secs(10);
+/// Where in each [`FILING_INTERVAL`] of the wall clock a pass starts: with a checkpoint, away
+/// from the bursts at whole seconds and the scheduler's writes at the half (see
+/// [`CHECKPOINT_PHASE`]).
+const FILING_PHASE: Duration = CHECKPOINT_PHASE;
+/// How far behind the wall clock a pass files: the burst just due, and the occurrences prepared
+/// ahead, are still being written, and wait for the next pass.
+pub const FILING_LAG: Duration = Duration::from_secs(2);
+/// `job_history` rows written per transaction of a pass, so the pass holds the one write lock
+/// a few milliseconds at a time.
+const FILING_ROWS_PER_TRANSACTION: usize = 2_048;
 /// The bytes of WAL file kept when the WAL starts over, so a burst's spike does not stay on disk.
 const WAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 /// The rows SQLite's thread may run ahead of the task reading them. With sqlx's default of 50,
@@ -192,17 +267,26 @@ pub struct SqliteStore {
     checkpointer: std::sync::Arc<Checkpointer>,
     /// Where pruning by `keep_last` resumes.
     keep_last_cursor: std::sync::Arc<cronhook_store::KeepLastCursor>,
+    /// Stops the filing loop (see [`SqliteStore::file_history`]) when the last clone goes; set
+    /// by the first successful [`SqliteStore::migrate`], which starts it.
+    filer: std::sync::Arc<std::sync::OnceLock<tokio::sync::oneshot::Sender<()>>>,
 }
 
 /// How long from `now` until the next checkpoint: the next instant [`CHECKPOINT_PHASE`] past a
 /// multiple of [`CHECKPOINT_INTERVAL`] since the Unix epoch (a whole interval when `now` is one).
 fn until_next_checkpoint(now: std::time::SystemTime) -> Duration {
-    let interval = CHECKPOINT_INTERVAL.as_micros();
+    until_next_phase(now, CHECKPOINT_INTERVAL, CHECKPOINT_PHASE)
+}
+
+/// How long from `now` until the next instant `phase` past a multiple of `interval` since the
+/// Unix epoch (a whole interval when `now` is one).
+fn until_next_phase(now: std::time::SystemTime, interval: Duration, phase: Duration) -> Duration {
+    let interval = interval.as_micros();
     let since_epoch = now
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_micros();
-    let into_interval = (since_epoch + interval - CHECKPOINT_PHASE.as_micros()) % interval;
+    let into_interval = (since_epoch + interval - phase.as_micros() % interval) % interval;
     let wait = interval - into_interval;
     Duration::from_micros(u64::try_from(wait).unwrap_or(u64::MAX))
 }
@@ -332,6 +416,7 @@ impl SqliteStore {
             sealer: std::sync::Arc::default(),
             due_specs: std::sync::Arc::default(),
             keep_last_cursor: std::sync::Arc::default(),
+            filer: std::sync::Arc::default(),
             checkpointer: std::sync::Arc::new(Checkpointer {
                 pool: checkpoint_pool,
                 _stop: stop,
@@ -341,11 +426,34 @@ impl SqliteStore {
 
     /// Applies the embedded migrations that are not applied yet; a no-op when the schema is
     /// current.
+    ///
+    /// The first success also starts filing the history in the background, every
+    /// [`FILING_INTERVAL`] (see [`SqliteStore::file_history`]), until the last clone of the
+    /// store is dropped or it is closed.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.writer).await.map_err(|err| match err {
             sqlx::migrate::MigrateError::Execute(inner) => db_err(inner),
             other => StoreError::Database(Box::new(other)),
-        })
+        })?;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        if self.filer.set(stop).is_ok() {
+            tokio::spawn(filing_loop(
+                self.writer.clone(),
+                self.reader.clone(),
+                stopped,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Files into `job_history` the executions scheduled before `until` and not filed yet
+    /// (`migrations/sqlite/0019_history_filed_by_job.sql`); returns how many it found. The
+    /// store runs a pass every [`FILING_INTERVAL`], up to [`FILING_LAG`] before the wall clock;
+    /// this runs one now, up to another instant (a later one is kept: the marks never move
+    /// back). A pass stopped anywhere leaves the history readable, and the next one completes
+    /// it.
+    pub async fn file_history(&self, until: DateTime<Utc>) -> StoreResult<u64> {
+        file_history(&self.writer, &self.reader, ms(until)).await
     }
 
     /// Writes a consistent copy of the whole database to a new file at `path` (`VACUUM INTO`),
@@ -382,10 +490,7 @@ impl SqliteStore {
     /// A write transaction on the writer connection, holding the database's write lock from
     /// its first statement.
     async fn write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)
+        write_on(&self.writer).await
     }
 
     /// A read transaction in which the job `job_id` of the workspace exists; `None` when it
@@ -411,6 +516,110 @@ impl SqliteStore {
     /// The newest migration this build knows.
     fn expected_schema_version() -> i64 {
         MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+}
+
+/// A write transaction on `writer` (the writer pool), holding the database's write lock from
+/// its first statement.
+async fn write_on(writer: &SqlitePool) -> StoreResult<Transaction<'static, Sqlite>> {
+    writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)
+}
+
+/// Files the executions of a stretch of time into `job_history`, in job order (the statement's
+/// rows: job id, instant). An execution deleted since it was read is not filed: the join finds
+/// it gone.
+const FILE_HISTORY: batch::RowsStatement = batch::RowsStatement {
+    head: "insert or ignore into job_history (job_id, scheduled_for)
+           select e.job_id, e.scheduled_for from (values",
+    columns: 2,
+    tail: ") r join executions e on e.scheduled_for = r.column2 and e.job_id = r.column1",
+    returning: "",
+};
+
+/// One filing pass up to `until` (unix milliseconds); see [`SqliteStore::file_history`].
+///
+/// It raises `filing_upto` first (from then on the insert trigger files what arrives below it),
+/// reads the executions between the marks on a reader, outside the write lock, sorts them by
+/// job and files them in transactions of [`FILING_ROWS_PER_TRANSACTION`] rows, each job's new
+/// entries together on its leaf; then it moves `upto`, below which reads now take the filed
+/// entries.
+async fn file_history(writer: &SqlitePool, reader: &SqlitePool, until: i64) -> StoreResult<u64> {
+    let mut tx = write_on(writer).await?;
+    let (upto, filing_upto): (i64, i64) = sqlx::query_as(
+        "update history_filed set filing_upto = max(filing_upto, ?1) where id = 1
+         returning upto, filing_upto",
+    )
+    .bind(until)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    commit(tx).await?;
+    if filing_upto <= upto {
+        return Ok(0);
+    }
+    let mut rows: Vec<(String, i64)> = sqlx::query_as(
+        "select job_id, scheduled_for from executions
+         where scheduled_for >= ?1 and scheduled_for < ?2",
+    )
+    .bind(upto)
+    .bind(filing_upto)
+    .fetch_all(reader)
+    .await
+    .map_err(db_err)?;
+    rows.sort_unstable();
+    for chunk in rows.chunks(FILING_ROWS_PER_TRANSACTION) {
+        let mut tx = write_on(writer).await?;
+        FILE_HISTORY
+            .execute(&mut tx, chunk.iter().collect(), |query, (job_id, at)| {
+                query.bind(job_id.clone()).bind(*at)
+            })
+            .await?;
+        commit(tx).await?;
+    }
+    let mut tx = write_on(writer).await?;
+    sqlx::query("update history_filed set upto = max(upto, ?1) where id = 1")
+        .bind(filing_upto)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    commit(tx).await?;
+    Ok(rows.len() as u64)
+}
+
+/// Runs [`file_history`] every [`FILING_INTERVAL`], up to [`FILING_LAG`] before the wall clock,
+/// until `stop` fires or is dropped, or the pools close.
+async fn filing_loop(
+    writer: SqlitePool,
+    reader: SqlitePool,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    // A failure is logged when it starts and when it ends, not at every pass.
+    let mut failing = false;
+    loop {
+        let wait = until_next_phase(std::time::SystemTime::now(), FILING_INTERVAL, FILING_PHASE);
+        tokio::select! {
+            _ = &mut stop => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        let lag = i64::try_from(FILING_LAG.as_millis()).unwrap_or(i64::MAX);
+        match file_history(&writer, &reader, ms(Utc::now()).saturating_sub(lag)).await {
+            Ok(filed) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!(filed, "filing the history again");
+                }
+                tracing::trace!(filed, "filed the history");
+            }
+            Err(_) if writer.is_closed() || reader.is_closed() => return,
+            Err(err) => {
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(
+                        error = %err,
+                        "cannot file the history; trying again every {} s",
+                        FILING_INTERVAL.as_secs()
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -559,43 +768,50 @@ const RUNNING_OF_JOB: &str = concat!(
     " and status = 'running'"
 );
 
-/// A job's history, one static statement per shape (so each is prepared once), each reading
-/// the occurrence key `(job_id, scheduled_for)` backwards as a range: newest scheduled instant
-/// first. Parameters: job id, workspace id, [the cursor's execution id], [status], limit. The
-/// next page starts below the cursor execution's instant, which is unique within the job.
-const HISTORY: &str = concat!(
-    "select ",
-    execution_columns!(),
-    " from executions where job_id = ? and workspace_id = ?
-      order by scheduled_for desc limit ?"
+/// The instant of the cursor execution `?3` of the job `?1`: the next page starts below it
+/// (an instant is unique within a job). No row, no instant, and an empty page.
+macro_rules! cursor_instant {
+    () => {
+        "(select scheduled_for from executions where id = ?3 and job_id = ?1)"
+    };
+}
+
+/// A job's history, one static statement per shape (so each is prepared once), newest
+/// scheduled instant first: see [`job_history!`]. Parameters: job id, workspace id, [the
+/// cursor's execution id], [status], limit.
+const HISTORY: &str = job_history!(
+    from: [filed_upto!()],
+    recent: [""],
+    filed: [" and h.scheduled_for < ", filed_upto!()],
+    limit: "?3"
 );
 
 /// [`HISTORY`] after a cursor.
-const HISTORY_AFTER: &str = concat!(
-    "select ",
-    execution_columns!(),
-    " from executions where job_id = ?1 and workspace_id = ?2
-      and scheduled_for < (select scheduled_for from executions where id = ?3 and job_id = ?1)
-      order by scheduled_for desc limit ?4"
+const HISTORY_AFTER: &str = job_history!(
+    from: [filed_upto!()],
+    recent: [" and scheduled_for < ", cursor_instant!()],
+    filed: [" and h.scheduled_for < min(", filed_upto!(), ", ", cursor_instant!(), ")"],
+    limit: "?4"
 );
 
 /// [`HISTORY`] of succeeded executions (see [`cronhook_store::StatusIndex`]), read along the
 /// occurrence key: most of a history succeeded. Parameters: job id, workspace id, status, limit.
-const HISTORY_WITH_STATUS: &str = concat!(
-    "select ",
-    execution_columns!(),
-    " from executions where job_id = ? and workspace_id = ? and status = ?
-      order by scheduled_for desc limit ?"
+const HISTORY_WITH_STATUS: &str = job_history!(
+    from: [filed_upto!()],
+    recent: [" and status = ?3"],
+    filed: [" and h.scheduled_for < ", filed_upto!(), " and e.status = ?3"],
+    limit: "?4"
 );
 
 /// [`HISTORY_WITH_STATUS`] after a cursor: job id, workspace id, cursor, status, limit.
-const HISTORY_WITH_STATUS_AFTER: &str = concat!(
-    "select ",
-    execution_columns!(),
-    " from executions where job_id = ?1 and workspace_id = ?2
-      and scheduled_for < (select scheduled_for from executions where id = ?3 and job_id = ?1)
-      and status = ?4
-      order by scheduled_for desc limit ?5"
+const HISTORY_WITH_STATUS_AFTER: &str = job_history!(
+    from: [filed_upto!()],
+    recent: [" and scheduled_for < ", cursor_instant!(), " and status = ?4"],
+    filed: [
+        " and h.scheduled_for < min(", filed_upto!(), ", ", cursor_instant!(), ")",
+        " and e.status = ?4"
+    ],
+    limit: "?5"
 );
 
 /// [`HISTORY_WITH_STATUS`] of failed, skipped or cancelled executions, read in order from
@@ -615,7 +831,9 @@ const HISTORY_UNSUCCESSFUL_AFTER: &str = concat!(
     "select ",
     execution_columns!(),
     " from executions where job_id = ?1 and workspace_id = ?2
-      and scheduled_for < (select scheduled_for from executions where id = ?3 and job_id = ?1)
+      and scheduled_for < ",
+    cursor_instant!(),
+    "
       and status = ?4 and ",
     unsuccessful!("status"),
     " order by scheduled_for desc limit ?5"
@@ -639,7 +857,9 @@ const HISTORY_UNFINISHED_AFTER: &str = concat!(
     execution_columns!(),
     " from executions indexed by executions_unfinished_by_job
       where job_id = ?1 and workspace_id = ?2
-      and scheduled_for < (select scheduled_for from executions where id = ?3 and job_id = ?1)
+      and scheduled_for < ",
+    cursor_instant!(),
+    "
       and status = ?4 and ",
     unfinished!("status"),
     " order by scheduled_for desc limit ?5"
@@ -665,7 +885,7 @@ const INSERT_EXECUTION_ONCE: &str = "insert into executions
         (id, workspace_id, job_id, scheduled_for, trigger, status, run_at, locked_by, lease_until,
          finished_at)
     select ?, workspace_id, id, ?, ?, ?, ?, ?, ?, ? from jobs where id = ? and workspace_id = ?
-    on conflict (job_id, scheduled_for) do nothing";
+    on conflict (scheduled_for, job_id) do nothing";
 
 /// The fence of a retry: only the lease holder, only the next attempt number. A retrying
 /// execution is still held by the node that will make its next attempt. Rows: execution id,
@@ -854,7 +1074,7 @@ const INSERT_SIMPLE_EXECUTIONS: batch::RowsStatement = batch::RowsStatement {
     columns: 9,
     tail: ")
            where true
-           on conflict (job_id, scheduled_for) do nothing",
+           on conflict (scheduled_for, job_id) do nothing",
     returning: "job_id",
 };
 
@@ -1908,24 +2128,53 @@ mod tests {
         assert!(!specs.contains("SCAN jobs"), "{specs}");
     }
 
+    /// The arm of a history read that takes the executions not yet filed: a range of the
+    /// time-first occurrence key from the filing mark (and up to a cursor).
+    const RECENT: &str = "USING INDEX sqlite_autoindex_executions_2 (scheduled_for>?";
+    /// The arm that takes the filed ones: `job_history`'s key, below the mark or a cursor, each
+    /// execution then looked up by its occurrence.
+    const FILED: &str = "SEARCH h USING PRIMARY KEY (job_id=? AND scheduled_for";
+    const BY_OCCURRENCE: &str = "sqlite_autoindex_executions_2 (scheduled_for=? AND job_id=?)";
+
     #[tokio::test]
-    async fn histories_read_the_occurrence_key_in_order() {
+    async fn histories_read_the_filed_and_the_recent_executions_in_order() {
         let (store, _dir) = fresh().await;
-        // The autoindex of `unique (job_id, scheduled_for)`; a cursor or `since` bounds the range.
-        let job = "USING INDEX sqlite_autoindex_executions_2 (job_id=?)";
-        let below = "USING INDEX sqlite_autoindex_executions_2 (job_id=? AND scheduled_for<?)";
-        let from = "USING INDEX sqlite_autoindex_executions_2 (job_id=? AND scheduled_for>?)";
-        for (sql, params, range) in [
-            (HISTORY, 3, job),
-            (HISTORY_AFTER, 4, below),
-            (HISTORY_WITH_STATUS, 4, job),
-            (HISTORY_WITH_STATUS_AFTER, 5, below),
-            (sessions::EXECUTION_POINTS, 4, from),
+        for (sql, params, recent) in [
+            (HISTORY, 3, "(scheduled_for>?)"),
+            (HISTORY_AFTER, 4, "(scheduled_for>? AND scheduled_for<?)"),
+            (HISTORY_WITH_STATUS, 4, "(scheduled_for>?)"),
+            (
+                HISTORY_WITH_STATUS_AFTER,
+                5,
+                "(scheduled_for>? AND scheduled_for<?)",
+            ),
+            (sessions::EXECUTION_POINTS, 4, "(scheduled_for>?)"),
         ] {
             let plan = plan(&store, sql, params).await;
-            assert!(plan.contains(range), "{sql}: {plan}");
+            assert!(plan.contains("MERGE (UNION ALL)"), "{sql}: {plan}");
+            assert!(
+                plan.contains(&format!(
+                    "USING INDEX sqlite_autoindex_executions_2 {recent}"
+                )),
+                "{sql}: {plan}"
+            );
+            assert!(plan.contains(FILED), "{sql}: {plan}");
+            assert!(plan.contains(BY_OCCURRENCE), "{sql}: {plan}");
             assert!(!plan.contains("TEMP B-TREE"), "no sort: {sql}: {plan}");
+            assert!(!plan.contains("SCAN"), "{sql}: {plan}");
         }
+    }
+
+    /// A pass looks each execution it files up by its occurrence (one deleted since it was
+    /// read is not filed), in the order it was given.
+    #[tokio::test]
+    async fn filing_looks_each_execution_up_by_its_occurrence() {
+        let (store, _dir) = fresh().await;
+        let sql = FILE_HISTORY.sql(4, false);
+        let plan = plan(&store, &sql, 8).await;
+        assert!(plan.contains(BY_OCCURRENCE), "{plan}");
+        assert!(!plan.contains("SCAN e"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
     }
 
     /// A history of a rare status reads only that status's executions of the job: the
@@ -1946,10 +2195,7 @@ mod tests {
             let plan = plan(&store, sql, 4 + usize::from(after_cursor)).await;
             assert!(plan.contains(range), "{sql}: {plan}");
             assert_eq!(plan.contains("TEMP B-TREE"), sorted, "{sql}: {plan}");
-            assert!(
-                !plan.contains("sqlite_autoindex_executions_2 (job_id=?)"),
-                "{sql}: {plan}"
-            );
+            assert!(!plan.contains(FILED), "{sql}: {plan}");
         }
     }
 
@@ -2033,7 +2279,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn pruning_by_keep_last_reads_the_occurrence_key_in_order() {
+    async fn pruning_by_keep_last_reads_the_history_in_order() {
         let (store, _dir) = fresh().await;
         let jobs = plan(&store, maintenance::JOBS_KEEPING_LAST, 2).await;
         assert!(
@@ -2041,20 +2287,26 @@ mod tests {
             "the jobs with a keep_last, from the cursor on: {jobs}"
         );
         assert!(!jobs.contains("TEMP B-TREE"), "no sort: {jobs}");
-        let executions = plan(&store, maintenance::PRUNE_BEYOND_KEEP_LAST, 3).await;
-        assert!(
-            executions.contains(
-                "SEARCH executions USING INDEX sqlite_autoindex_executions_2 (job_id=? AND scheduled_for<?)"
+        for (sql, params, order) in [
+            (
+                maintenance::KEEP_LAST_BOUNDARY,
+                2,
+                "the newest kept, newest first",
             ),
-            "the older ones, oldest first: {executions}"
-        );
-        assert!(
-            executions
-                .contains("SEARCH executions USING INDEX sqlite_autoindex_executions_2 (job_id=?)"),
-            "the newest kept, newest first: {executions}"
-        );
-        assert!(!executions.contains("SCAN"), "{executions}");
-        assert!(!executions.contains("TEMP B-TREE"), "no sort: {executions}");
+            (
+                maintenance::PRUNE_BEYOND_KEEP_LAST,
+                3,
+                "the older ones, oldest first",
+            ),
+        ] {
+            let plan = plan(&store, sql, params).await;
+            assert!(plan.contains("MERGE (UNION ALL)"), "{order}: {plan}");
+            assert!(plan.contains(RECENT), "{order}: {plan}");
+            assert!(plan.contains(FILED), "{order}: {plan}");
+            assert!(plan.contains(BY_OCCURRENCE), "{order}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "no sort: {order}: {plan}");
+            assert!(!plan.contains("SCAN executions"), "{order}: {plan}");
+        }
     }
 
     /// A job's revision moves with every write of its spec, name or paused flag, by whatever
@@ -2162,7 +2414,7 @@ mod tests {
     }
 
     /// What a job's deletion deletes at once, inside the writer's transaction, reads only that
-    /// job's unfinished executions; what the pruner purges later reads the occurrence key.
+    /// job's unfinished executions; what the pruner purges later reads the job's history.
     #[tokio::test]
     async fn deleting_a_job_reads_only_its_unfinished_executions_and_purging_its_history() {
         let (store, _dir) = fresh().await;
@@ -2180,13 +2432,385 @@ mod tests {
             (
                 maintenance::PURGE_DELETED_JOB,
                 2,
-                "INDEX sqlite_autoindex_executions_2 (job_id=?)",
+                // And the executions not filed yet from the recent range of the time-first key.
+                FILED,
             ),
         ] {
             let plan = plan(&store, sql, params).await;
             assert!(plan.contains(index), "{sql}: {plan}");
             assert!(!plan.contains("SCAN executions"), "{sql}: {plan}");
         }
+    }
+
+    /// 2100-01-01 in unix milliseconds: after the filing marks a fresh store starts with (the
+    /// wall clock when it was migrated), so nothing scheduled from here on is filed until a
+    /// test files it.
+    const LATER: i64 = 4_102_444_800_000;
+
+    /// A workspace `w` and jobs `job_a` (with a `keep_last` of `keep_last`) and `job_b`, each
+    /// with an execution every second for 30 s from [`LATER`] (ids `a_00`…, `b_00`…; every
+    /// fifth failed), and one attempt each.
+    async fn two_jobs_with_history(store: &SqliteStore, keep_last: u32) {
+        for sql in [
+            "insert into workspaces (id, slug, signing_secret, created_at) values ('w', 'w', 's', 0)",
+            "insert into jobs (id, workspace_id, name, spec, created_at, updated_at)
+             values ('job_a', 'w', 'a', json_object('keep_last', ?2), 0, 0),
+                    ('job_b', 'w', 'b', '{}', 0, 0)",
+            "with recursive n(i) as (select 0 union all select i + 1 from n where i < 29)
+             insert into executions
+                 (id, workspace_id, job_id, scheduled_for, trigger, status, run_at, finished_at)
+             select substr(j.id, 5) || printf('_%02d', n.i), 'w', j.id, ?1 + n.i * 1000,
+                    'schedule', iif(n.i % 5 = 0, 'failed', 'succeeded'), ?1 + n.i * 1000,
+                    ?1 + n.i * 1000 + 10
+             from n, jobs j order by n.i, j.id",
+            "insert into attempts (execution_id, number, started_at, duration_ms,
+                                   response_headers, response_body_truncated, timing)
+             select id, 1, scheduled_for, 10, '{}', 0, '{\"total_ms\": 10}' from executions",
+        ] {
+            sqlx::query(sql)
+                .bind(LATER)
+                .bind(keep_last)
+                .execute(&store.writer)
+                .await
+                .expect(sql);
+        }
+    }
+
+    /// `job_a`'s execution ids newest first, as a scan of the table reads them.
+    async fn scanned(store: &SqliteStore, status: Option<&str>, since: i64) -> Vec<String> {
+        sqlx::query_scalar(
+            "select id from executions not indexed
+             where job_id = 'job_a' and (?1 is null or status = ?1) and scheduled_for >= ?2
+             order by scheduled_for desc",
+        )
+        .bind(status)
+        .bind(since)
+        .fetch_all(&store.reader)
+        .await
+        .expect("scan")
+    }
+
+    /// `job_a`'s history as the store pages it, `limit` at a time.
+    async fn paged(
+        store: &SqliteStore,
+        status: Option<ExecutionStatus>,
+        limit: u32,
+    ) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .list_executions(
+                    "w",
+                    "job_a",
+                    &ExecutionFilter { status },
+                    &PageRequest { limit, after },
+                )
+                .await
+                .expect("a page");
+            ids.extend(page.items.into_iter().map(|execution| execution.id));
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => return ids,
+            }
+        }
+    }
+
+    /// The history pages, the chart's points and the entries of `job_history` agree with a scan
+    /// of the table whatever the filing marks say.
+    async fn assert_history_reads_as_scanned(store: &SqliteStore, when: &str) {
+        use cronhook_store::HistoryStore as _;
+        for limit in [1, 4, 100] {
+            assert_eq!(
+                paged(store, None, limit).await,
+                scanned(store, None, i64::MIN).await,
+                "{when}: pages of {limit}"
+            );
+        }
+        assert_eq!(
+            paged(store, Some(ExecutionStatus::Succeeded), 3).await,
+            scanned(store, Some("succeeded"), i64::MIN).await,
+            "{when}: succeeded"
+        );
+        assert_eq!(
+            paged(store, Some(ExecutionStatus::Failed), 2).await,
+            scanned(store, Some("failed"), i64::MIN).await,
+            "{when}: failed"
+        );
+        let since = LATER + 12_000;
+        let points = store
+            .execution_points(
+                "w",
+                "job_a",
+                Some(DateTime::from_timestamp_millis(since).expect("an instant")),
+                100,
+            )
+            .await
+            .expect("points");
+        assert_eq!(
+            points.into_iter().map(|point| point.id).collect::<Vec<_>>(),
+            scanned(store, None, since).await,
+            "{when}: points since"
+        );
+        // Below `upto` every execution is filed, and nothing filed is missing from the table.
+        let (unfiled, dangling): (i64, i64) = sqlx::query_as(
+            "select
+                (select count(*) from executions e where e.scheduled_for < (select upto from history_filed)
+                   and not exists (select 1 from job_history h
+                                   where h.job_id = e.job_id and h.scheduled_for = e.scheduled_for)),
+                (select count(*) from job_history h where not exists (
+                   select 1 from executions e
+                   where e.job_id = h.job_id and e.scheduled_for = h.scheduled_for))",
+        )
+        .fetch_one(&store.reader)
+        .await
+        .expect("check job_history");
+        assert_eq!((unfiled, dangling), (0, 0), "{when}");
+    }
+
+    async fn marks(store: &SqliteStore) -> (i64, i64) {
+        sqlx::query_as("select upto, filing_upto from history_filed")
+            .fetch_one(&store.reader)
+            .await
+            .expect("marks")
+    }
+
+    #[tokio::test]
+    async fn a_history_reads_the_same_filed_or_not() {
+        let (store, _dir) = fresh().await;
+        two_jobs_with_history(&store, 100).await;
+        assert_history_reads_as_scanned(&store, "nothing filed").await;
+        for (until, found) in [
+            (LATER + 7_500, 16),
+            (LATER + 20_000, 24),
+            (LATER + 60_000, 20),
+        ] {
+            let at = DateTime::from_timestamp_millis(until).expect("an instant");
+            assert_eq!(
+                store.file_history(at).await.expect("file"),
+                found,
+                "{until}"
+            );
+            assert_eq!(marks(&store).await, (until, until));
+            assert_history_reads_as_scanned(&store, &format!("filed up to {until}")).await;
+        }
+        // An earlier instant moves neither mark back.
+        let earlier = DateTime::from_timestamp_millis(LATER).expect("an instant");
+        assert_eq!(store.file_history(earlier).await.expect("file"), 0);
+        assert_eq!(marks(&store).await, (LATER + 60_000, LATER + 60_000));
+
+        // An execution that arrives below the marks (caught up after downtime) is filed at once,
+        // and a deleted one's entry goes with it (its attempts by cascade).
+        for sql in [
+            "insert into executions (id, workspace_id, job_id, scheduled_for, trigger, status, run_at)
+             values ('a_late', 'w', 'job_a', ?1 - 500, 'schedule', 'succeeded', ?1)",
+            "delete from executions where id in ('a_03', 'a_29')",
+        ] {
+            sqlx::query(sql)
+                .bind(LATER)
+                .execute(&store.writer)
+                .await
+                .expect(sql);
+        }
+        assert_history_reads_as_scanned(&store, "a late execution, two deleted").await;
+        assert_eq!(
+            paged(&store, None, 100).await.last().map(String::as_str),
+            Some("a_late")
+        );
+        let attempts: i64 = sqlx::query_scalar(
+            "select count(*) from attempts where execution_id in ('a_03', 'a_29')",
+        )
+        .fetch_one(&store.reader)
+        .await
+        .expect("count");
+        assert_eq!(attempts, 0);
+    }
+
+    /// A pass stopped after raising `filing_upto` (the process killed) leaves reads right, and
+    /// the next pass completes it.
+    #[tokio::test]
+    async fn a_pass_stopped_halfway_is_completed_by_the_next() {
+        let (store, _dir) = fresh().await;
+        two_jobs_with_history(&store, 100).await;
+        let at = |millis| DateTime::from_timestamp_millis(millis).expect("an instant");
+        store.file_history(at(LATER + 10_000)).await.expect("file");
+        // What a pass does first; then it read and filed part of the stretch, and stopped.
+        for sql in [
+            "update history_filed set filing_upto = ?1 + 20000",
+            "insert into job_history (job_id, scheduled_for)
+             select job_id, scheduled_for from executions
+             where scheduled_for >= ?1 + 10000 and scheduled_for < ?1 + 14000 and job_id = 'job_b'",
+            "insert into executions (id, workspace_id, job_id, scheduled_for, trigger, status, run_at)
+             values ('a_new', 'w', 'job_a', ?1 + 15500, 'manual', 'succeeded', ?1)",
+        ] {
+            sqlx::query(sql)
+                .bind(LATER)
+                .execute(&store.writer)
+                .await
+                .expect(sql);
+        }
+        assert_eq!(marks(&store).await, (LATER + 10_000, LATER + 20_000));
+        assert_history_reads_as_scanned(&store, "a pass stopped halfway").await;
+        // The next pass (after a restart, the clock a little behind) files from `upto` on.
+        assert_eq!(
+            store.file_history(at(LATER + 18_000)).await.expect("file"),
+            21,
+            "ten seconds of both jobs and the manual run"
+        );
+        assert_eq!(marks(&store).await, (LATER + 20_000, LATER + 20_000));
+        assert_history_reads_as_scanned(&store, "completed").await;
+    }
+
+    /// Pruning by `keep_last` and purging a deleted job take filed and unfiled executions
+    /// alike.
+    #[tokio::test]
+    async fn pruning_and_purging_take_filed_and_unfiled_executions() {
+        use cronhook_store::MaintenanceStore as _;
+        let (store, _dir) = fresh().await;
+        two_jobs_with_history(&store, 3).await;
+        store
+            .file_history(DateTime::from_timestamp_millis(LATER + 15_500).expect("an instant"))
+            .await
+            .expect("file");
+        let policy = cronhook_store::RetentionPolicy {
+            succeeded_for: chrono::TimeDelta::days(365_000),
+            failed_for: chrono::TimeDelta::days(365_000),
+        };
+        let now = DateTime::from_timestamp_millis(LATER + 60_000).expect("an instant");
+        // job_a keeps its 3 newest (all unfiled); the 16 filed and 11 unfiled older go, oldest
+        // first, 10 a batch.
+        let mut pruned = 0;
+        for _ in 0..4 {
+            pruned += store
+                .prune_executions(&policy, now, 10)
+                .await
+                .expect("prune");
+        }
+        assert_eq!(pruned, 27);
+        assert_eq!(
+            scanned(&store, None, i64::MIN).await,
+            ["a_29", "a_28", "a_27"]
+        );
+        assert_history_reads_as_scanned(&store, "pruned to the newest 3").await;
+
+        // job_b's history (16 filed, 14 not) is purged after its deletion, and nothing of it
+        // stays in `job_history`.
+        assert!(store.delete_job("w", "job_b").await.expect("delete"));
+        let mut purged = 0;
+        for _ in 0..4 {
+            purged += store
+                .prune_executions(&policy, now, 8)
+                .await
+                .expect("prune");
+        }
+        assert_eq!(purged, 30);
+        let left: (i64, i64, i64) = sqlx::query_as(
+            "select (select count(*) from executions where job_id = 'job_b'),
+                    (select count(*) from job_history where job_id = 'job_b'),
+                    (select count(*) from deleted_jobs)",
+        )
+        .fetch_one(&store.reader)
+        .await
+        .expect("count");
+        assert_eq!(left, (0, 0, 0));
+    }
+
+    /// The migration that keys executions time first keeps every execution and attempt of the
+    /// jobs there are, files them, and drops what deleted jobs left behind (bound for the
+    /// pruner anyway).
+    #[tokio::test]
+    async fn keying_executions_time_first_keeps_their_history() {
+        let dir = tempfile::TempDir::new().expect("create a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        let store = SqliteStore::open(&url).await.expect("open");
+        MIGRATOR
+            .run_to(18, &store.writer)
+            .await
+            .expect("migrate to 18");
+        for sql in [
+            "insert into workspaces (id, slug, signing_secret, created_at) values ('w', 'w', 's', 0)",
+            "insert into jobs (id, workspace_id, name, spec, created_at, updated_at)
+             values ('job_a', 'w', 'a', '{}', 0, 0), ('job_gone', 'w', 'g', '{}', 0, 0)",
+            "with recursive n(i) as (select 0 union all select i + 1 from n where i < 9)
+             insert into executions
+                 (id, workspace_id, job_id, scheduled_for, trigger, status, run_at)
+             select substr(j.id, 5) || '_' || n.i, 'w', j.id, 1000 * n.i, 'schedule',
+                    'succeeded', 1000 * n.i
+             from n, jobs j",
+            // One prepared ahead, past the wall clock.
+            "insert into executions (id, workspace_id, job_id, scheduled_for, trigger, status, run_at)
+             values ('a_next', 'w', 'job_a', ?1, 'schedule', 'queued', ?1)",
+            "insert into attempts (execution_id, number, started_at, duration_ms,
+                                   response_headers, response_body_truncated, timing)
+             select id, 1, scheduled_for, 10, '{}', 0, '{\"total_ms\": 10}' from executions",
+            // Deleted as `delete_job` deletes, its history left for the pruner.
+            "pragma foreign_keys = off",
+            "delete from jobs where id = 'job_gone'",
+            "insert into deleted_jobs (job_id, deleted_at) values ('job_gone', 0)",
+            "pragma foreign_keys = on",
+        ] {
+            sqlx::query(sql)
+                .bind(LATER)
+                .execute(&store.writer)
+                .await
+                .expect(sql);
+        }
+        store.migrate().await.expect("migrate");
+        let counts: (i64, i64, i64, i64) = sqlx::query_as(
+            "select (select count(*) from executions), (select count(*) from attempts),
+                    (select count(*) from job_history), (select count(*) from deleted_jobs)",
+        )
+        .fetch_one(&store.reader)
+        .await
+        .expect("count");
+        assert_eq!(
+            counts,
+            (11, 11, 10, 0),
+            "job_a's, the one ahead not filed yet"
+        );
+        let violations: Vec<(String, i64, String, i64)> =
+            sqlx::query_as("pragma foreign_key_check")
+                .fetch_all(&store.writer)
+                .await
+                .expect("check");
+        assert!(violations.is_empty(), "{violations:?}");
+        let ids = {
+            let page = store
+                .list_executions(
+                    "w",
+                    "job_a",
+                    &ExecutionFilter { status: None },
+                    &PageRequest {
+                        limit: 3,
+                        after: None,
+                    },
+                )
+                .await
+                .expect("a page");
+            assert_eq!(page.items[1].attempts.len(), 1, "attempts kept");
+            page.items.into_iter().map(|e| e.id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids, ["a_next", "a_9", "a_8"]);
+        // Deleting an execution still deletes its attempts: the rebuilt `attempts` refers to the
+        // rebuilt `executions`.
+        sqlx::query("delete from executions where id = 'a_9'")
+            .execute(&store.writer)
+            .await
+            .expect("delete");
+        let attempts: i64 =
+            sqlx::query_scalar("select count(*) from attempts where execution_id = 'a_9'")
+                .fetch_one(&store.reader)
+                .await
+                .expect("count");
+        assert_eq!(attempts, 0);
+        // The occurrence key is time first now: one occurrence, one execution.
+        let twice = sqlx::query(
+            "insert into executions (id, workspace_id, job_id, scheduled_for, trigger, status, run_at)
+             values ('a_again', 'w', 'job_a', 8000, 'schedule', 'queued', 0)",
+        )
+        .execute(&store.writer)
+        .await;
+        assert!(twice.is_err(), "{twice:?}");
     }
 
     /// A deletion dropped while foreign keys are off (its request gone) does not give the

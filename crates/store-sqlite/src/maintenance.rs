@@ -37,32 +37,70 @@ pub(crate) const JOBS_KEEPING_LAST: &str = "select id, json_extract(spec, '$.kee
      order by id
      limit ?2";
 
-/// Up to `?3` finished executions of the job `?1` older than its `?2` newest finished ones,
-/// oldest first; returns each one's job. Both the newest and the rest are ranges of the
-/// occurrence key, so a batch reads `?2` executions and those it deletes (see
-/// [`cronhook_store::prune_beyond_keep_last`]).
+/// The instant of the job `?1`'s `?2`-th newest finished execution, below which pruning by
+/// `keep_last` deletes: its executions not yet filed, newest first, then its filed ones through
+/// `job_history` (as `job_history!` reads them), so a batch reads `?2` executions.
+pub(crate) const KEEP_LAST_BOUNDARY: &str = concat!(
+    "select scheduled_for from executions
+     where scheduled_for >= ",
+    filed_upto!(),
+    " and job_id = ?1 and ",
+    finished!("status"),
+    "
+     union all
+     select h.scheduled_for from job_history h
+       join executions e on e.scheduled_for = h.scheduled_for and e.job_id = h.job_id
+     where h.job_id = ?1 and h.scheduled_for < ",
+    filed_upto!(),
+    " and ",
+    finished!("e.status"),
+    "
+     order by scheduled_for desc
+     limit 1 offset ?2 - 1"
+);
+
+/// Up to `?3` finished executions of the job `?1` scheduled before `?2` (its
+/// [`KEEP_LAST_BOUNDARY`]), oldest first: the filed ones through `job_history`, then those not
+/// yet filed. Returns each one's job (see [`cronhook_store::prune_beyond_keep_last`]).
 pub(crate) const PRUNE_BEYOND_KEEP_LAST: &str = concat!(
-    "delete from executions where id in (
-         select id from executions
-         where job_id = ?1 and ",
+    "delete from executions where rowid in (
+         select row from (
+             select e.rowid as row, h.scheduled_for as at from job_history h
+               join executions e on e.scheduled_for = h.scheduled_for and e.job_id = h.job_id
+             where h.job_id = ?1 and h.scheduled_for < min(",
+    filed_upto!(),
+    ", ?2) and ",
+    finished!("e.status"),
+    "
+             union all
+             select rowid, scheduled_for from executions
+             where scheduled_for >= ",
+    filed_upto!(),
+    " and scheduled_for < ?2 and job_id = ?1 and ",
     finished!("status"),
     "
-           and scheduled_for < (
-               select scheduled_for from executions
-               where job_id = ?1 and ",
-    finished!("status"),
-    "
-               order by scheduled_for desc
-               limit 1 offset ?2 - 1)
-         order by scheduled_for
-         limit ?3)
+             order by at
+             limit ?3))
      returning job_id"
 );
 
 /// Up to `?2` executions of a deleted job (`?1`) and, by cascade, their attempts: the history
-/// its deletion left behind (see `SqliteStore::delete_job`), read along the occurrence key.
-pub(crate) const PURGE_DELETED_JOB: &str = "delete from executions where id in (
-         select id from executions where job_id = ?1 limit ?2)";
+/// its deletion left behind (see `SqliteStore::delete_job`), the filed part through
+/// `job_history` and the rest from the time-first occurrence key. The two arms do not overlap,
+/// so fewer than `?2` deleted means none is left.
+pub(crate) const PURGE_DELETED_JOB: &str = concat!(
+    "delete from executions where rowid in (
+         select e.rowid from job_history h
+           join executions e on e.scheduled_for = h.scheduled_for and e.job_id = h.job_id
+         where h.job_id = ?1 and h.scheduled_for < ",
+    filed_upto!(),
+    "
+         union all
+         select rowid from executions where scheduled_for >= ",
+    filed_upto!(),
+    " and job_id = ?1
+         limit ?2)"
+);
 
 /// Ends a node's leases of running executions just before `?1` (`?2` the node). Both release
 /// statements start with the where clause of the partial indexes of unfinished executions, word
@@ -172,9 +210,19 @@ impl KeepLastPruning for KeepLastInTransaction<'_> {
         keep_last: i64,
         limit: u64,
     ) -> StoreResult<Vec<String>> {
-        sqlx::query_scalar(PRUNE_BEYOND_KEEP_LAST)
+        let boundary: Option<i64> = sqlx::query_scalar(KEEP_LAST_BOUNDARY)
             .bind(job)
             .bind(keep_last)
+            .fetch_optional(&mut **self.0)
+            .await
+            .map_err(db_err)?;
+        // Fewer finished executions than it keeps: nothing to prune.
+        let Some(boundary) = boundary else {
+            return Ok(Vec::new());
+        };
+        sqlx::query_scalar(PRUNE_BEYOND_KEEP_LAST)
+            .bind(job)
+            .bind(boundary)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&mut **self.0)
             .await

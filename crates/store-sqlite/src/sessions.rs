@@ -193,16 +193,15 @@ impl SessionStore for SqliteStore {
     }
 }
 
-/// A job's executions scheduled at or after an instant, newest scheduled instant first: the
-/// occurrence key `(job_id, scheduled_for)` read backwards as a range. Parameters: job id,
+/// A job's executions scheduled at or after an instant, newest scheduled instant first (see
+/// `job_history!`). The executions not yet filed are read from the later of the instant and the
+/// filing mark, so an instant long past does not read every job's history. Parameters: job id,
 /// workspace id, since, limit.
-pub(crate) const EXECUTION_POINTS: &str = concat!(
-    "select ",
-    execution_columns!(),
-    " from executions
-     where job_id = ? and workspace_id = ? and scheduled_for >= ?
-     order by scheduled_for desc
-     limit ?"
+pub(crate) const EXECUTION_POINTS: &str = job_history!(
+    from: ["max(", filed_upto!(), ", ?3)"],
+    recent: [""],
+    filed: [" and h.scheduled_for < ", filed_upto!(), " and h.scheduled_for >= ?3"],
+    limit: "?4"
 );
 
 #[async_trait]
