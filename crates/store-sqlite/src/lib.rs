@@ -236,6 +236,9 @@ const FILING_PHASE: Duration = CHECKPOINT_PHASE;
 /// How far behind the wall clock a pass files: the burst just due, and the occurrences prepared
 /// ahead, are still being written, and wait for the next pass.
 pub const FILING_LAG: Duration = Duration::from_secs(2);
+/// The most executions a filing pass reads into memory at once (~50 bytes each); a pass files
+/// a longer stretch in rounds.
+const FILING_ROUND_ROWS: usize = 262_144;
 /// `job_history` rows written per transaction of a pass, so the pass holds the one write lock
 /// a few milliseconds at a time.
 const FILING_ROWS_PER_TRANSACTION: usize = 2_048;
@@ -453,7 +456,7 @@ impl SqliteStore {
     /// back). A pass stopped anywhere leaves the history readable, and the next one completes
     /// it.
     pub async fn file_history(&self, until: DateTime<Utc>) -> StoreResult<u64> {
-        file_history(&self.writer, &self.reader, ms(until)).await
+        file_history(&self.writer, &self.reader, ms(until), FILING_ROUND_ROWS).await
     }
 
     /// Writes a consistent copy of the whole database to a new file at `path` (`VACUUM INTO`),
@@ -539,13 +542,19 @@ const FILE_HISTORY: batch::RowsStatement = batch::RowsStatement {
 /// One filing pass up to `until` (unix milliseconds); see [`SqliteStore::file_history`].
 ///
 /// It raises `filing_upto` first (from then on the insert trigger files what arrives below it),
-/// reads the executions between the marks on a reader, outside the write lock, sorts them by
-/// job and files them in transactions of [`FILING_ROWS_PER_TRANSACTION`] rows, each job's new
-/// entries together on its leaf; then it moves `upto`, below which reads now take the filed
-/// entries.
-async fn file_history(writer: &SqlitePool, reader: &SqlitePool, until: i64) -> StoreResult<u64> {
+/// then files the executions between the marks in rounds of at most `round_rows` (so a backlog,
+/// after the pass failed for a long while, is not read into memory at once): each round reads
+/// the earliest of them on a reader, outside the write lock, sorts them by job and files them in
+/// transactions of [`FILING_ROWS_PER_TRANSACTION`] rows, each job's new entries together on its
+/// leaf; then it moves `upto` past them, below which reads now take the filed entries.
+async fn file_history(
+    writer: &SqlitePool,
+    reader: &SqlitePool,
+    until: i64,
+    round_rows: usize,
+) -> StoreResult<u64> {
     let mut tx = write_on(writer).await?;
-    let (upto, filing_upto): (i64, i64) = sqlx::query_as(
+    let (mut upto, filing_upto): (i64, i64) = sqlx::query_as(
         "update history_filed set filing_upto = max(filing_upto, ?1) where id = 1
          returning upto, filing_upto",
     )
@@ -554,36 +563,71 @@ async fn file_history(writer: &SqlitePool, reader: &SqlitePool, until: i64) -> S
     .await
     .map_err(db_err)?;
     commit(tx).await?;
-    if filing_upto <= upto {
-        return Ok(0);
-    }
-    let mut rows: Vec<(String, i64)> = sqlx::query_as(
-        "select job_id, scheduled_for from executions
-         where scheduled_for >= ?1 and scheduled_for < ?2",
-    )
-    .bind(upto)
-    .bind(filing_upto)
-    .fetch_all(reader)
-    .await
-    .map_err(db_err)?;
-    rows.sort_unstable();
-    for chunk in rows.chunks(FILING_ROWS_PER_TRANSACTION) {
+    let mut found = 0;
+    while upto < filing_upto {
+        let (mut rows, filed_upto) = filing_round(reader, upto, filing_upto, round_rows).await?;
+        rows.sort_unstable();
+        for chunk in rows.chunks(FILING_ROWS_PER_TRANSACTION) {
+            let mut tx = write_on(writer).await?;
+            FILE_HISTORY
+                .execute(&mut tx, chunk.iter().collect(), |query, (job_id, at)| {
+                    query.bind(job_id.clone()).bind(*at)
+                })
+                .await?;
+            commit(tx).await?;
+        }
         let mut tx = write_on(writer).await?;
-        FILE_HISTORY
-            .execute(&mut tx, chunk.iter().collect(), |query, (job_id, at)| {
-                query.bind(job_id.clone()).bind(*at)
-            })
-            .await?;
+        sqlx::query("update history_filed set upto = max(upto, ?1) where id = 1")
+            .bind(filed_upto)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         commit(tx).await?;
+        found += rows.len() as u64;
+        upto = filed_upto;
     }
-    let mut tx = write_on(writer).await?;
-    sqlx::query("update history_filed set upto = max(upto, ?1) where id = 1")
+    Ok(found)
+}
+
+/// The executions (job id, instant) scheduled from `?1` to before `?2`, in time order, at most
+/// `?3`.
+const FILING_ROUND: &str = "select job_id, scheduled_for from executions
+     where scheduled_for >= ?1 and scheduled_for < ?2
+     order by scheduled_for
+     limit ?3";
+
+/// The executions (job id, instant) of one round of a filing pass, from `upto` toward
+/// `filing_upto`, and the instant below which they are all of them: at most about `round_rows`,
+/// whole instants only (more when a single instant holds more).
+async fn filing_round(
+    reader: &SqlitePool,
+    upto: i64,
+    filing_upto: i64,
+    round_rows: usize,
+) -> StoreResult<(Vec<(String, i64)>, i64)> {
+    let mut rows: Vec<(String, i64)> = sqlx::query_as(FILING_ROUND)
+        .bind(upto)
         .bind(filing_upto)
-        .execute(&mut *tx)
+        .bind(i64::try_from(round_rows.saturating_add(1)).unwrap_or(i64::MAX))
+        .fetch_all(reader)
         .await
         .map_err(db_err)?;
-    commit(tx).await?;
-    Ok(rows.len() as u64)
+    let Some(&(_, cut)) = rows.get(round_rows) else {
+        return Ok((rows, filing_upto));
+    };
+    // The instant of the first row left out may have more rows: leave it whole to the next
+    // round, unless it is all the round holds.
+    rows.retain(|(_, at)| *at < cut);
+    if !rows.is_empty() {
+        return Ok((rows, cut));
+    }
+    let instant =
+        sqlx::query_as("select job_id, scheduled_for from executions where scheduled_for = ?1")
+            .bind(cut)
+            .fetch_all(reader)
+            .await
+            .map_err(db_err)?;
+    Ok((instant, cut.saturating_add(1)))
 }
 
 /// Runs [`file_history`] every [`FILING_INTERVAL`], up to [`FILING_LAG`] before the wall clock,
@@ -602,7 +646,8 @@ async fn filing_loop(
             () = tokio::time::sleep(wait) => {}
         }
         let lag = i64::try_from(FILING_LAG.as_millis()).unwrap_or(i64::MAX);
-        match file_history(&writer, &reader, ms(Utc::now()).saturating_sub(lag)).await {
+        let until = ms(Utc::now()).saturating_sub(lag);
+        match file_history(&writer, &reader, until, FILING_ROUND_ROWS).await {
             Ok(filed) => {
                 if std::mem::take(&mut failing) {
                     tracing::info!(filed, "filing the history again");
@@ -1267,6 +1312,16 @@ const DELETE_UNFINISHED_OF_JOB: &str = concat!(
     unfinished!("status")
 );
 
+/// The occurrences of the job `?1` (of the workspace `?3`) prepared ahead for after `?2` and not
+/// started, when its schedule changes (`?4` paused, `?5` its new `next_run_at`): they were
+/// prepared for the old one. SQLite reads them from `executions_unfinished_by_job`, the job's
+/// few unfinished executions, as `status = 'running'` implies its where clause.
+const DISCARD_PREPARED: &str = "delete from executions
+     where job_id = ?1 and trigger = 'schedule' and status = 'running'
+       and attempt_count = 0 and started_at is null and scheduled_for > ?2
+       and exists (select 1 from jobs where id = ?1 and workspace_id = ?3
+                   and (?4 or next_run_at is not ?5))";
+
 /// The writer connection while its foreign keys may be off: closed rather than given back to
 /// the pool unless [`ForeignKeysOff::restore`] turned them on again, so that a deletion
 /// cancelled halfway (its request dropped) or failing cannot leave the writer without them.
@@ -1640,21 +1695,15 @@ impl Store for SqliteStore {
         let spec = to_json(&self.seal_spec(job).await?)?;
         let mut tx = self.write().await?;
         // Before the update, while the stored `next_run_at` is the old one.
-        sqlx::query(
-            "delete from executions
-             where job_id = ?1 and trigger = 'schedule' and status = 'running'
-               and attempt_count = 0 and started_at is null and scheduled_for > ?2
-               and exists (select 1 from jobs where id = ?1 and workspace_id = ?3
-                           and (?4 or next_run_at is not ?5))",
-        )
-        .bind(&job.id)
-        .bind(ms(job.updated_at + cronhook_store::PREPARED_DISCARD_MARGIN))
-        .bind(&job.workspace_id)
-        .bind(job.spec.paused)
-        .bind(opt_ms(job.next_run_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        sqlx::query(DISCARD_PREPARED)
+            .bind(&job.id)
+            .bind(ms(job.updated_at + cronhook_store::PREPARED_DISCARD_MARGIN))
+            .bind(&job.workspace_id)
+            .bind(job.spec.paused)
+            .bind(opt_ms(job.next_run_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         let done = sqlx::query(
             "update jobs set name = ?, spec = ?, paused = ?, next_run_at = ?, updated_at = ?
              where id = ? and workspace_id = ?",
@@ -2171,10 +2220,19 @@ mod tests {
     async fn filing_looks_each_execution_up_by_its_occurrence() {
         let (store, _dir) = fresh().await;
         let sql = FILE_HISTORY.sql(4, false);
-        let plan = plan(&store, &sql, 8).await;
-        assert!(plan.contains(BY_OCCURRENCE), "{plan}");
-        assert!(!plan.contains("SCAN e"), "{plan}");
-        assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+        let filing = plan(&store, &sql, 8).await;
+        assert!(filing.contains(BY_OCCURRENCE), "{filing}");
+        assert!(!filing.contains("SCAN e"), "{filing}");
+        assert!(!filing.contains("TEMP B-TREE"), "no sort: {filing}");
+        // A round reads the stretch in time order from the key itself.
+        let round = plan(&store, FILING_ROUND, 3).await;
+        assert!(
+            round.contains(
+                "USING COVERING INDEX sqlite_autoindex_executions_2 (scheduled_for>? AND scheduled_for<?)"
+            ),
+            "{round}"
+        );
+        assert!(!round.contains("TEMP B-TREE"), "no sort: {round}");
     }
 
     /// A history of a rare status reads only that status's executions of the job: the
@@ -2661,6 +2719,64 @@ mod tests {
         assert_history_reads_as_scanned(&store, "completed").await;
     }
 
+    /// `migrate` starts the filing loop: an execution scheduled after the migration is filed
+    /// by a pass within a few intervals, without anyone asking.
+    #[tokio::test]
+    async fn the_history_is_filed_in_the_background() {
+        let (store, _dir) = fresh().await;
+        two_jobs_with_history(&store, 100).await;
+        let (migrated, _) = marks(&store).await;
+        sqlx::query(
+            "insert into executions (id, workspace_id, job_id, scheduled_for, trigger, status, run_at)
+             values ('a_now', 'w', 'job_a', ?1, 'manual', 'succeeded', ?1)",
+        )
+        .bind(migrated)
+        .execute(&store.writer)
+        .await
+        .expect("insert");
+        let filed = || async {
+            sqlx::query_scalar::<_, bool>(
+                "select exists (select 1 from job_history where job_id = 'job_a' and scheduled_for = ?1)
+                    and (select upto from history_filed) > ?1",
+            )
+            .bind(migrated)
+            .fetch_one(&store.reader)
+            .await
+            .expect("read")
+        };
+        assert!(!filed().await, "not filed by its insert: it is at the mark");
+        let deadline = std::time::Instant::now() + 4 * FILING_INTERVAL;
+        while !filed().await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not filed within {:?}: {:?}",
+                4 * FILING_INTERVAL,
+                marks(&store).await
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Nothing else moved: the executions of 2100 are after the wall clock.
+        assert_history_reads_as_scanned(&store, "filed in the background").await;
+        store.close().await;
+    }
+
+    /// A pass reads a long stretch in rounds of whole instants, however small a round (one
+    /// smaller than an instant takes the instant whole), and files it all.
+    #[tokio::test]
+    async fn a_long_stretch_is_filed_in_rounds_of_whole_instants() {
+        for round_rows in [1, 2, 3, 7, 1_000] {
+            let (store, _dir) = fresh().await;
+            two_jobs_with_history(&store, 100).await;
+            let until = LATER + 29_500;
+            let found = file_history(&store.writer, &store.reader, until, round_rows)
+                .await
+                .expect("file");
+            assert_eq!(found, 60, "rounds of {round_rows}");
+            assert_eq!(marks(&store).await, (until, until));
+            assert_history_reads_as_scanned(&store, &format!("rounds of {round_rows}")).await;
+        }
+    }
+
     /// Pruning by `keep_last` and purging a deleted job take filed and unfiled executions
     /// alike.
     #[tokio::test]
@@ -2811,6 +2927,19 @@ mod tests {
         .execute(&store.writer)
         .await;
         assert!(twice.is_err(), "{twice:?}");
+    }
+
+    /// Editing a job reads only its unfinished executions for the occurrences prepared for
+    /// its old schedule: the occurrence key is time first, and no index holds all of a job's.
+    #[tokio::test]
+    async fn editing_a_job_reads_only_its_unfinished_executions() {
+        let (store, _dir) = fresh().await;
+        let plan = plan(&store, DISCARD_PREPARED, 5).await;
+        assert!(
+            plan.contains("USING INDEX executions_unfinished_by_job (job_id=?)"),
+            "{plan}"
+        );
+        assert!(!plan.contains("SCAN executions"), "{plan}");
     }
 
     /// A deletion dropped while foreign keys are off (its request gone) does not give the
