@@ -102,6 +102,7 @@ pub async fn store(args: &StoreArgs) -> anyhow::Result<Vec<Report>> {
         Ok(())
     })
     .await?;
+    let pages = history_pages(&store, &seeded, start, first_measured + seconds, batch).await?;
     store.close().await;
 
     let bare_dir = tempfile::tempdir().context("temporary directory")?;
@@ -154,7 +155,89 @@ pub async fn store(args: &StoreArgs) -> anyhow::Result<Vec<Report>> {
             0.0
         },
     );
+    report.add("history_page_unfiled_executions", pages.unfiled_executions);
+    report.add("history_page_p50_ms", round(pages.p50_ms));
+    report.add("history_page_max_ms", round(pages.max_ms));
     Ok(vec![report])
+}
+
+/// Jobs whose newest history page is read after the measured seconds.
+const HISTORY_PAGE_READS: usize = 100;
+/// Executions a history page holds (the dashboard's page).
+const HISTORY_PAGE_SIZE: u32 = 20;
+
+/// History pages read when the most executions wait to be filed.
+struct HistoryPages {
+    /// All jobs' executions not yet filed when the pages were read.
+    unfiled_executions: u64,
+    p50_ms: f64,
+    max_ms: f64,
+}
+
+/// Reads the newest history page of up to [`HISTORY_PAGE_READS`] jobs (spread over all of
+/// them) when the most executions wait to be filed, as a dashboard might just before a pass:
+/// everything up to the end of second `next_second` (counted from `start`) is filed as the
+/// loop would file it, then one more interval of seconds is written without filing, so that
+/// the interval and the filing lag (about 12 s of all jobs' executions) are unfiled. Checks
+/// each page holds the job's newest executions, newest first.
+async fn history_pages(
+    store: &SqliteStore,
+    jobs: &[Job],
+    start: DateTime<Utc>,
+    next_second: i64,
+    batch: usize,
+) -> anyhow::Result<HistoryPages> {
+    let lag = TimeDelta::from_std(cronhook_store_sqlite::FILING_LAG)?;
+    let interval = i64::try_from(cronhook_store_sqlite::FILING_INTERVAL.as_secs())?;
+    store
+        .file_history(start + TimeDelta::seconds(next_second) - lag)
+        .await
+        .context("filing the history")?;
+    for second in next_second..next_second + interval {
+        let (occurrences, records) = second_of_writes(jobs, start + TimeDelta::seconds(second));
+        write_second(store, &occurrences, &records, batch).await?;
+    }
+    let last_instant = start + TimeDelta::seconds(next_second + interval - 1);
+    let unfiled_seconds = u64::try_from(interval + lag.num_seconds().min(next_second))?;
+    // Each job has one execution a second, from `start` on.
+    let page_len = usize::try_from((next_second + interval).min(i64::from(HISTORY_PAGE_SIZE)))?;
+    let step = (jobs.len() / HISTORY_PAGE_READS).max(1);
+    let mut took_ms = Vec::with_capacity(HISTORY_PAGE_READS);
+    for job in jobs.iter().step_by(step).take(HISTORY_PAGE_READS) {
+        let started = Instant::now();
+        let page = store
+            .list_executions(
+                &job.workspace_id,
+                &job.id,
+                &cronhook_store::ExecutionFilter { status: None },
+                &cronhook_store::PageRequest {
+                    limit: HISTORY_PAGE_SIZE,
+                    after: None,
+                },
+            )
+            .await
+            .context("reading a history page")?;
+        took_ms.push(started.elapsed().as_secs_f64() * 1e3);
+        let newest = page.items.first().map(|execution| execution.scheduled_for);
+        anyhow::ensure!(
+            newest == Some(last_instant)
+                && page.items.len() == page_len
+                && page
+                    .items
+                    .windows(2)
+                    .all(|pair| pair[0].scheduled_for > pair[1].scheduled_for),
+            "job {}'s history page does not hold its {page_len} newest executions, newest \
+             first (it starts at {newest:?}, expected {last_instant}; {} executions)",
+            job.id,
+            page.items.len()
+        );
+    }
+    took_ms.sort_by(f64::total_cmp);
+    Ok(HistoryPages {
+        unfiled_executions: unfiled_seconds * jobs.len() as u64,
+        p50_ms: took_ms.get(took_ms.len() / 2).copied().unwrap_or_default(),
+        max_ms: took_ms.last().copied().unwrap_or_default(),
+    })
 }
 
 /// One simulated second through the store: the occurrences materialized in the scheduler's

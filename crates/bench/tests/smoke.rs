@@ -281,7 +281,15 @@ fn store_runs() {
         ],
     );
     assert_eq!(result["executions"], 60, "{result}");
-    for field in ["store_cpu_us_per_execution", "bare_cpu_us_per_execution"] {
+    // Read when 10 s of writes and the 2 s filing lag wait to be filed (the scenario checks
+    // each page's executions itself).
+    assert_eq!(result["history_page_unfiled_executions"], 360, "{result}");
+    for field in [
+        "store_cpu_us_per_execution",
+        "bare_cpu_us_per_execution",
+        "history_page_p50_ms",
+        "history_page_max_ms",
+    ] {
         assert!(
             result[field].as_f64().is_some_and(|cpu| cpu > 0.0),
             "{field} in {result}"
