@@ -187,8 +187,7 @@ async fn history_pages(
     next_second: i64,
     batch: usize,
 ) -> anyhow::Result<HistoryPages> {
-    let lag = TimeDelta::from_std(cronhook_store_sqlite::FILING_LAG)?;
-    let interval = i64::try_from(cronhook_store_sqlite::FILING_INTERVAL.as_secs())?;
+    let (interval, lag) = filing_schedule()?;
     store
         .file_history(start + TimeDelta::seconds(next_second) - lag)
         .await
@@ -265,6 +264,16 @@ async fn write_second(
     Ok(())
 }
 
+/// The store's filing loop's schedule: whole seconds between passes, and how far behind the
+/// clock a pass files.
+fn filing_schedule() -> anyhow::Result<(i64, TimeDelta)> {
+    let interval = i64::try_from(cronhook_store_sqlite::FILING_INTERVAL.as_secs())?.max(1);
+    Ok((
+        interval,
+        TimeDelta::from_std(cronhook_store_sqlite::FILING_LAG)?,
+    ))
+}
+
 /// Files the history as the store's filing loop would at the end of the simulated second
 /// `second` (counted from `start`): every [`cronhook_store_sqlite::FILING_INTERVAL`], up to
 /// [`cronhook_store_sqlite::FILING_LAG`] before then.
@@ -273,10 +282,9 @@ async fn file_history_when_due(
     start: DateTime<Utc>,
     second: i64,
 ) -> anyhow::Result<()> {
-    let interval = i64::try_from(cronhook_store_sqlite::FILING_INTERVAL.as_secs())?.max(1);
+    let (interval, lag) = filing_schedule()?;
     let now = second + 1;
     if now % interval == 0 {
-        let lag = TimeDelta::from_std(cronhook_store_sqlite::FILING_LAG)?;
         store
             .file_history(start + TimeDelta::seconds(now) - lag)
             .await

@@ -66,6 +66,15 @@ macro_rules! filed_upto {
     };
 }
 
+/// The filed entries `h` of `job_history`, each joined back to its execution `e` through the
+/// time-first occurrence key: the filed arm of every read of a job's history.
+macro_rules! filed_executions {
+    () => {
+        "job_history h
+           join executions e on e.scheduled_for = h.scheduled_for and e.job_id = h.job_id"
+    };
+}
+
 /// A job's (`?1`, of the workspace `?2`) executions, newest scheduled instant first, up to
 /// `limit` (a parameter): those not yet filed, at or after [`filed_upto!`] (`from`, a lower
 /// bound no lower than the mark, and `recent`, more conditions), read from the time-first
@@ -84,8 +93,9 @@ macro_rules! job_history {
             union all
             select ",
             execution_columns!("e.", "h."),
-            " from job_history h
-              join executions e on e.scheduled_for = h.scheduled_for and e.job_id = h.job_id
+            " from ",
+            filed_executions!(),
+            "
               where h.job_id = ?1 and e.workspace_id = ?2",
             $($filed)*,
             "
@@ -567,11 +577,17 @@ async fn file_history(
     while upto < filing_upto {
         let (mut rows, filed_upto) = filing_round(reader, upto, filing_upto, round_rows).await?;
         rows.sort_unstable();
-        for chunk in rows.chunks(FILING_ROWS_PER_TRANSACTION) {
+        found += rows.len() as u64;
+        let mut rows = rows.into_iter();
+        loop {
+            let chunk: Vec<_> = rows.by_ref().take(FILING_ROWS_PER_TRANSACTION).collect();
+            if chunk.is_empty() {
+                break;
+            }
             let mut tx = write_on(writer).await?;
             FILE_HISTORY
-                .execute(&mut tx, chunk.iter().collect(), |query, (job_id, at)| {
-                    query.bind(job_id.clone()).bind(*at)
+                .execute(&mut tx, chunk, |query, (job_id, at)| {
+                    query.bind(job_id).bind(at)
                 })
                 .await?;
             commit(tx).await?;
@@ -583,7 +599,6 @@ async fn file_history(
             .await
             .map_err(db_err)?;
         commit(tx).await?;
-        found += rows.len() as u64;
         upto = filed_upto;
     }
     Ok(found)

@@ -48,8 +48,9 @@ pub(crate) const KEEP_LAST_BOUNDARY: &str = concat!(
     finished!("status"),
     "
      union all
-     select h.scheduled_for from job_history h
-       join executions e on e.scheduled_for = h.scheduled_for and e.job_id = h.job_id
+     select h.scheduled_for from ",
+    filed_executions!(),
+    "
      where h.job_id = ?1 and h.scheduled_for < ",
     filed_upto!(),
     " and ",
@@ -65,8 +66,9 @@ pub(crate) const KEEP_LAST_BOUNDARY: &str = concat!(
 pub(crate) const PRUNE_BEYOND_KEEP_LAST: &str = concat!(
     "delete from executions where rowid in (
          select row from (
-             select e.rowid as row, h.scheduled_for as at from job_history h
-               join executions e on e.scheduled_for = h.scheduled_for and e.job_id = h.job_id
+             select e.rowid as row, h.scheduled_for as at from ",
+    filed_executions!(),
+    "
              where h.job_id = ?1 and h.scheduled_for < min(",
     filed_upto!(),
     ", ?2) and ",
@@ -90,8 +92,9 @@ pub(crate) const PRUNE_BEYOND_KEEP_LAST: &str = concat!(
 /// so fewer than `?2` deleted means none is left.
 pub(crate) const PURGE_DELETED_JOB: &str = concat!(
     "delete from executions where rowid in (
-         select e.rowid from job_history h
-           join executions e on e.scheduled_for = h.scheduled_for and e.job_id = h.job_id
+         select e.rowid from ",
+    filed_executions!(),
+    "
          where h.job_id = ?1 and h.scheduled_for < ",
     filed_upto!(),
     "
